@@ -1,0 +1,3 @@
+from dcinet.cli import run
+
+run()
