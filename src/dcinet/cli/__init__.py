@@ -13,7 +13,7 @@ import sys
 
 from dcinet.errors import USER_ERROR_EXIT, DcinetError
 
-VERB_MODULES = ("data",)
+VERB_MODULES = ("data", "train")
 """Modules of ``dcinet.cli`` that register verbs, in the order shown by ``--help``."""
 
 
