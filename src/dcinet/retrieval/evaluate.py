@@ -1,0 +1,67 @@
+"""``evaluate``: test features of a trained run → the paper's mAP tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dcinet.data import read_collection
+from dcinet.data.check import check_collection
+from dcinet.errors import DcinetError
+from dcinet.retrieval.directions import RetrievalResult, evaluate_directions
+from dcinet.retrieval.features import ModalityFeatures, extract_features
+from dcinet.trained import TrainedModel, load_trained
+
+
+def test_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None,
+                 split: str = "test"):
+    """The checked samples of ``split`` for the modalities the model knows.
+
+    Raises:
+        DcinetError: the dataset's classes differ from the run's, or a file is bad.
+    """
+    root = Path(data_root) if data_root else Path(trained.info.get("data_root") or "")
+    if not str(root) or not root.exists():
+        raise DcinetError(f"dataset root not found: {root} (pass --data)")
+    collection = read_collection(root, fmt or trained.cfg.format, trained.modalities)
+    if collection.classes != trained.classes:
+        raise DcinetError(
+            f"the classes of {root} ({collection.num_classes}) differ from those the run was "
+            f"trained on ({len(trained.classes)}); evaluate on the same dataset"
+        )
+    samples = [s for s in collection.select(split=split) if s.modality in trained.modalities]
+    if not samples:
+        raise DcinetError(f"{root} has no '{split}' samples for {', '.join(trained.modalities)}")
+    subset = type(collection)(collection.classes, samples, collection.root, collection.format)
+    report = check_collection(subset, trained.cfg)
+    if not report.ok:
+        raise DcinetError(f"{split} data has problems:\n{report.format_report()}")
+    return samples
+
+
+def save_features(features: dict[str, ModalityFeatures], out_dir: Path) -> None:
+    """Write ``<modality>_features.npy`` (float32 (N, D)) and ``<modality>_labels.npy`` (int64)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for modality, f in features.items():
+        np.save(out_dir / f"{modality}_features.npy", f.features)
+        np.save(out_dir / f"{modality}_labels.npy", f.labels)
+
+
+def evaluate_run(path: Path, data_root: Path | None = None, fmt: str | None = None,
+                 feature: str | None = None, save_features_dir: Path | None = None,
+                 batch_size: int = 64, progress: bool = False) -> RetrievalResult:
+    """Evaluate a run directory or checkpoint on the test split with the paper's protocol.
+
+    Args:
+        feature: ``softmax`` (default, the protocol behind the paper's numbers), ``logits`` or
+            ``embedding`` (the pooled pre-logits vector); None = the run's ``eval_feature``.
+    """
+    trained = load_trained(path)
+    samples = test_samples(trained, data_root, fmt)
+    feats = extract_features(trained, samples, feature or trained.cfg.eval_feature,
+                             batch_size=batch_size, progress=progress)
+    if save_features_dir is not None:
+        save_features(feats, Path(save_features_dir))
+    return evaluate_directions({m: f.features for m, f in feats.items()},
+                               {m: f.labels for m, f in feats.items()})

@@ -1,0 +1,69 @@
+"""Test-time feature extraction with the CCRN only (no CMSI / CMCI): one function shared by
+``evaluate``, ``embed`` and the search index, so that all of them see identical vectors."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from dcinet.data.dataset import SampleDataset
+from dcinet.data.loading import SampleLoader
+from dcinet.data.records import Sample
+from dcinet.trained import TrainedModel
+
+
+@dataclass
+class ModalityFeatures:
+    """Features of one modality's samples.
+
+    Attributes:
+        features: float32 (N, D) — softmax probabilities, logits or pooled embeddings.
+        labels: int64 (N,).
+        samples: the N records, in the same order.
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    samples: list[Sample]
+
+
+@torch.no_grad()
+def extract_features(trained: TrainedModel, samples: list[Sample], feature: str = "softmax",
+                     batch_size: int = 64, num_workers: int = 0, progress: bool = False,
+                     device: str | torch.device = "cpu") -> dict[str, ModalityFeatures]:
+    """Encode samples with ``model.encode`` (eval mode), grouped by modality.
+
+    Args:
+        trained: a loaded model (see :func:`dcinet.trained.load_trained`).
+        samples: records of any modalities (their order is kept within each modality).
+        feature: ``softmax`` (the paper's retrieval feature), ``logits`` or ``embedding``.
+    Returns:
+        modality -> :class:`ModalityFeatures`, modalities in canonical order.
+    """
+    model = trained.model.eval()
+    loader_fn = SampleLoader(trained.cfg)
+    out: dict[str, ModalityFeatures] = {}
+    for modality in trained.modalities:
+        subset = [s for s in samples if s.modality == modality]
+        if not subset:
+            continue
+        loader = DataLoader(SampleDataset(subset, loader_fn), batch_size=batch_size,
+                            shuffle=False, num_workers=num_workers)
+        chunks = []
+        for i, (x, _, _) in enumerate(loader):
+            chunks.append(model.encode(x.to(device), modality, feature=feature).float().cpu())
+            if progress:
+                print(f"\r  {modality}: {min((i + 1) * batch_size, len(subset))}/{len(subset)}",
+                      end="", file=sys.stderr, flush=True)
+        if progress:
+            print(file=sys.stderr)
+        out[modality] = ModalityFeatures(
+            torch.cat(chunks).numpy().astype(np.float32),
+            np.asarray([s.label for s in subset], dtype=np.int64),
+            subset,
+        )
+    return out
