@@ -1,0 +1,190 @@
+"""Audio encoding: waveform -> dB spectrogram -> 3-channel image of the model's input size.
+
+The paper (§4.1) turns each recording into a short-time Fourier transform spectrogram rendered as a
+448 x 448 x 3 image. Here: decode with soundfile (wav / flac / ogg), average channels to mono,
+resample to ``sample_rate`` (FFT resampling), Hann-window STFT magnitude, decibels relative to the
+loudest bin and floored :data:`TOP_DB` below it, then :func:`spectrogram_image`.
+
+PKU FG-XMedia ships its audio as ready-made spectrogram pictures (``.png``); files with a
+:data:`PICTURE_SUFFIXES` suffix are loaded as images resized straight to the input size (no crop,
+which would cut time or frequency).
+
+Computed dB spectrograms are cached on disk as ``.npy`` files keyed by the sha256 of the file's
+bytes and the STFT parameters, so a second epoch (or run) does not recompute them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+from dcinet.data.image import load_image, normalize
+from dcinet.data.problems import DecodeError
+from dcinet.errors import DcinetError
+
+PICTURE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+TOP_DB = 80.0
+"""Dynamic range kept below the loudest bin, in dB."""
+_CACHE_VERSION = "dcinet-spectrogram-v1"
+_PICTURE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+
+
+def default_cache_dir() -> Path:
+    """``$DCINET_CACHE`` if set, else ``~/.cache/dcinet``."""
+    env = os.environ.get("DCINET_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "dcinet"
+
+
+def is_picture(src: Path | str | bytes) -> bool:
+    """True for a ready-made spectrogram picture: a ``.png/.jpg/.jpeg`` path, or PNG/JPEG bytes."""
+    if isinstance(src, bytes):
+        return src.startswith(_PICTURE_MAGIC)
+    return Path(src).suffix.lower() in PICTURE_SUFFIXES
+
+
+def _read_bytes(path: Path | str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DecodeError(str(path), "missing_file", "audio file not found") from None
+    except OSError as exc:
+        raise DecodeError(str(path), "bad_audio", f"cannot read audio file ({exc.strerror or exc})") from None
+
+
+def read_audio(src: Path | str | bytes, name: str | None = None) -> tuple[np.ndarray, int]:
+    """Decode an audio file (or its bytes) to a mono waveform.
+
+    Returns:
+        ``(wave, sample_rate)``: float32 array ``(samples,)`` in [-1, 1], rate in Hz.
+
+    Raises:
+        DecodeError: naming the file when it is missing, undecodable, empty or not finite.
+    """
+    name = name or (str(src) if not isinstance(src, bytes) else "<audio bytes>")
+    data = src if isinstance(src, bytes) else _read_bytes(src)
+    if not data:
+        raise DecodeError(name, "bad_audio", "zero-length audio file (0 bytes)")
+    try:
+        wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "error_string", None) or str(exc)
+        raise DecodeError(name, "bad_audio", f"cannot decode audio ({reason})") from None
+    if wave.shape[0] == 0:
+        raise DecodeError(name, "bad_audio", "zero-length audio (no samples)")
+    wave = wave.mean(axis=1, dtype=np.float32)
+    if not np.isfinite(wave).all():
+        raise DecodeError(name, "bad_audio", "audio contains NaN or infinite samples")
+    return wave, int(rate)
+
+
+def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Band-limited (FFT) resampling of ``(samples,)`` from ``rate`` Hz to ``target`` Hz; float32."""
+    if rate == target:
+        return wave.astype(np.float32, copy=False)
+    n_out = max(1, int(round(wave.shape[0] * target / rate)))
+    spectrum = np.fft.rfft(wave.astype(np.float64))
+    kept = np.zeros(n_out // 2 + 1, dtype=spectrum.dtype)
+    n = min(kept.shape[0], spectrum.shape[0])
+    kept[:n] = spectrum[:n]
+    return (np.fft.irfft(kept, n_out) * (n_out / wave.shape[0])).astype(np.float32)
+
+
+def spectrogram_db(wave: np.ndarray, sr: int, sample_rate: int, n_fft: int, hop_length: int) -> np.ndarray:
+    """Hann-window STFT magnitude in dB of a mono wave.
+
+    Args:
+        wave: float array ``(samples,)``; sr: its rate in Hz, resampled to ``sample_rate`` first.
+        n_fft, hop_length: STFT window and hop in samples (frames centred, zero-padded ends).
+
+    Returns:
+        float32 ``(n_fft // 2 + 1, frames)``, dB relative to the loudest bin (max = 0), floored at
+        ``-TOP_DB``; all ``-TOP_DB`` for digital silence. Row 0 is the lowest frequency.
+    """
+    signal = torch.from_numpy(resample(np.asarray(wave, dtype=np.float32), sr, sample_rate))
+    magnitude = torch.stft(signal, n_fft=n_fft, hop_length=hop_length, window=torch.hann_window(n_fft),
+                           center=True, pad_mode="constant", return_complex=True).abs()
+    peak = magnitude.max()
+    if peak <= 0:
+        return np.full(tuple(magnitude.shape), -TOP_DB, dtype=np.float32)
+    db = 20.0 * torch.log10(torch.clamp(magnitude / peak, min=1e-12))
+    return torch.clamp(db, min=-TOP_DB).numpy().astype(np.float32)
+
+
+def spectrogram_image(db: np.ndarray, img_size: int) -> torch.Tensor:
+    """Render a dB spectrogram ``(freq, frames)`` as a normalised image ``(3, img_size, img_size)``.
+
+    ``[-TOP_DB, 0]`` dB maps linearly to [0, 1]; the frequency axis is flipped so low frequencies
+    are at the bottom; bilinear (antialiased) resize; the grey level is repeated on 3 channels,
+    then ImageNet-normalised like images. Returns float32.
+    """
+    grey = torch.from_numpy(np.clip((np.asarray(db, dtype=np.float32) + TOP_DB) / TOP_DB, 0.0, 1.0))
+    grey = grey.flip(0)[None, None]
+    grey = F.interpolate(grey, size=(img_size, img_size), mode="bilinear", align_corners=False,
+                         antialias=True).clamp(0.0, 1.0)
+    return normalize(grey[0].expand(3, -1, -1).contiguous())
+
+
+def _cache_key(data: bytes, sample_rate: int, n_fft: int, hop_length: int) -> str:
+    digest = hashlib.sha256(f"{_CACHE_VERSION}|{sample_rate}|{n_fft}|{hop_length}|".encode())
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def _atomic_save(target: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``target`` (.npy) through a temporary file in the same folder + rename."""
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise DcinetError(f"cannot write the spectrogram cache in {target.parent} ({exc.strerror or exc}); "
+                          "set DCINET_CACHE to a writable folder") from None
+
+
+def cached_spectrogram_db(data: bytes, name: str, sample_rate: int, n_fft: int, hop_length: int,
+                          cache_dir: Path | str | None = None) -> np.ndarray:
+    """:func:`spectrogram_db` of the audio file bytes ``data``, through the on-disk cache.
+
+    The cache file is ``<cache_dir>/spectrograms/<sha256(bytes + parameters)>.npy``, written to a
+    temporary file and renamed (safe with several workers); an unreadable cache file is recomputed.
+    ``cache_dir`` defaults to :func:`default_cache_dir`. Returns float32 ``(freq, frames)``.
+    """
+    folder = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "spectrograms"
+    target = folder / f"{_cache_key(data, sample_rate, n_fft, hop_length)}.npy"
+    if target.is_file():
+        try:
+            return np.load(target, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            pass  # damaged cache entry: recompute and overwrite below
+    wave, rate = read_audio(data, name)
+    db = spectrogram_db(wave, rate, sample_rate, n_fft, hop_length)
+    _atomic_save(target, db)
+    return db
+
+
+def load_audio(src: Path | str | bytes, img_size: int, sample_rate: int, n_fft: int, hop_length: int,
+               cache_dir: Path | str | None = None) -> torch.Tensor:
+    """Audio file (or bytes) -> normalised float32 image ``(3, img_size, img_size)``.
+
+    Spectrogram pictures (:func:`is_picture`) are resized to ``img_size`` without cropping;
+    waveforms go through :func:`cached_spectrogram_db` and :func:`spectrogram_image`.
+    """
+    if is_picture(src):
+        return load_image(src, img_size, img_size)
+    name = str(src) if not isinstance(src, bytes) else "<audio bytes>"
+    data = src if isinstance(src, bytes) else _read_bytes(src)
+    db = cached_spectrogram_db(data, name, sample_rate, n_fft, hop_length, cache_dir)
+    return spectrogram_image(db, img_size)

@@ -1,0 +1,135 @@
+"""Training batches: a map-style dataset over samples, modality-wise collation, the train loader."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dcinet.config import Config
+from dcinet.data.check import check_collection
+from dcinet.data.loading import LOADABLE_MODALITIES, SampleLoader
+from dcinet.data.problems import Problem, format_problems
+from dcinet.data.records import MODALITIES, Collection, Sample
+from dcinet.data.sampler import MultiModalBatchSampler
+from dcinet.errors import DcinetError
+
+Item = tuple[torch.Tensor, int, int]
+"""``(tensor, label, index)``: the loaded sample, its label, its position in the dataset."""
+
+
+class SampleDataset(Dataset):
+    """Map-style dataset: ``dataset[i] = (loader.load(samples[i]), samples[i].label, i)``."""
+
+    def __init__(self, samples: Sequence[Sample], loader: SampleLoader) -> None:
+        self.samples = list(samples)
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Item:
+        sample = self.samples[index]
+        return self.loader.load(sample), sample.label, index
+
+
+def collate_by_modality(items: Sequence[Item], modalities: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
+    """Split a modality-major list of items (as :class:`MultiModalBatchSampler` yields) per modality.
+
+    Args:
+        items: ``len(modalities) * b`` items, the first ``b`` of ``modalities[0]``, and so on.
+        modalities: the modalities of the blocks, in that order.
+
+    Returns:
+        ``{"inputs": {m: x}, "labels": {m: y}, "index": {m: i}}`` with keys in canonical order;
+        ``x`` is float32 ``(b, 3, H, W)`` for image / audio and int64 ``(b, L)`` for text, ``y`` and
+        ``i`` are int64 ``(b,)``.
+    """
+    if not modalities or len(items) % len(modalities):
+        raise ValueError(f"{len(items)} items cannot be split into {len(modalities)} equal modality blocks")
+    b = len(items) // len(modalities)
+    blocks = {m: items[j * b : (j + 1) * b] for j, m in enumerate(modalities)}
+    out: dict[str, dict[str, torch.Tensor]] = {"inputs": {}, "labels": {}, "index": {}}
+    for m in sorted(blocks, key=MODALITIES.index):
+        block = blocks[m]
+        x = torch.stack([item[0] for item in block])
+        expected = (torch.int64, 2) if m == "text" else (torch.float32, 4)
+        if (x.dtype, x.dim()) != expected:
+            raise ValueError(f"{m} block has dtype {x.dtype} and {x.dim()} dims, expected {expected}")
+        out["inputs"][m] = x
+        out["labels"][m] = torch.tensor([item[1] for item in block], dtype=torch.int64)
+        out["index"][m] = torch.tensor([item[2] for item in block], dtype=torch.int64)
+    return out
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed numpy and ``random`` in a DataLoader worker from its (generator-derived) torch seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def train_modalities(collection: Collection, cfg: Config) -> list[str]:
+    """``cfg.modalities`` in canonical order, or every loadable modality the collection has.
+
+    Raises:
+        DcinetError: for a modality the collection lacks or the loader cannot load (video).
+    """
+    if cfg.modalities is None:
+        return [m for m in collection.modalities if m in LOADABLE_MODALITIES]
+    for m in cfg.modalities:
+        if m not in LOADABLE_MODALITIES:
+            raise DcinetError(f"config modalities: {m!r} cannot be loaded for training "
+                              f"(supported: {', '.join(LOADABLE_MODALITIES)})")
+        if m not in collection.modalities:
+            raise DcinetError(f"config modalities: the dataset has no {m!r} samples "
+                              f"(it has {', '.join(collection.modalities)})")
+    return [m for m in MODALITIES if m in cfg.modalities]
+
+
+def build_train_loader(collection: Collection, cfg: Config, split: str = "train", rank: int = 0,
+                       world_size: int = 1, skip_bad: bool = False,
+                       cache_dir: Path | str | None = None) -> tuple[DataLoader, list[Problem]]:
+    """A DataLoader of modality-wise training batches over one split.
+
+    The split's samples (of :func:`train_modalities`) are first checked with
+    :func:`~dcinet.data.check.check_collection` (decoding every file). Problems raise a
+    :class:`DcinetError` listing them as ``dcinet data check`` does, unless ``skip_bad``: then the
+    samples they disqualify are dropped and the problems returned so the caller can record them.
+    Reader problems are the caller's: read with ``read_collection(..., problems=[])`` to skip them.
+
+    Batches come from :class:`MultiModalBatchSampler` (``cfg.batch_per_modality``, ``cfg.sampler``,
+    ``cfg.samples_per_class``, ``cfg.seed``); call ``loader.batch_sampler.set_epoch(epoch)`` before
+    each epoch. Each batch is :func:`collate_by_modality`'s dict.
+
+    Returns:
+        ``(loader, skipped problems)`` (the list is empty when the data is clean).
+    """
+    modalities = train_modalities(collection, cfg)
+    if not modalities:
+        raise DcinetError(f"no loadable modality in {collection.root}")
+    subset = Collection(classes=collection.classes, root=collection.root, format=collection.format,
+                        samples=[s for s in collection.samples if s.split == split and s.modality in modalities])
+    report = check_collection(subset, decode=True)
+    if report.problems and not skip_bad:
+        raise DcinetError(f"{split} data in {collection.root} has problems; fix them or skip the bad "
+                          f"samples with --skip-bad\n{format_problems(report.problems)}")
+    kept = [s for i, s in enumerate(subset.samples) if i not in report.bad_samples]
+    for m in modalities:
+        if not any(s.modality == m for s in kept):
+            raise DcinetError(f"no usable {split} samples of modality {m!r} in {collection.root}")
+    sampler = MultiModalBatchSampler(kept, cfg.batch_per_modality, seed=cfg.seed,
+                                     class_aware=cfg.sampler == "class_aware",
+                                     samples_per_class=cfg.samples_per_class, rank=rank,
+                                     world_size=world_size)
+    loader = DataLoader(SampleDataset(kept, SampleLoader(cfg, cache_dir)), batch_sampler=sampler,
+                        collate_fn=partial(collate_by_modality, modalities=sampler.modalities),
+                        num_workers=cfg.num_workers, persistent_workers=False,
+                        worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(cfg.seed + rank),
+                        pin_memory=torch.cuda.is_available())
+    return loader, report.problems
