@@ -10,8 +10,6 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 
 def write_png(path: Path, seed: int = 0, size: tuple[int, int] = (12, 10)) -> Path:
     """A small random RGB PNG (width, height = ``size``); distinct seeds give distinct bytes."""
@@ -65,10 +63,3 @@ def media() -> SimpleNamespace:
 def folder_tree(tmp_path: Path) -> Path:
     """A clean 3-modality, 3-class tree with 2 train + 2 test samples per class and modality."""
     return build_folder_tree(tmp_path / "ds")
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip("shared data (../shared/data) is not available")
-    return SHARED_DATA
