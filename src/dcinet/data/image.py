@@ -44,7 +44,7 @@ def open_image(src: ImageSource, name: str | None = None) -> Image.Image:
             return img.convert("RGB")
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise DecodeError(name, "bad_image", f"cannot decode image ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - decoders of damaged files raise many types (struct.error, ...)
+    except Exception as exc:  # decoders of damaged files raise many types (struct.error, ...)
         raise DecodeError(name, "bad_image", f"cannot decode image, truncated or corrupt ({exc})") from None
 
 
