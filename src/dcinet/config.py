@@ -61,6 +61,7 @@ class Config:
     w_quadruplet: float = 1.0  # fgcrossnet only
     # --- data and batching ---
     format: str = "folder"  # folder | fgxmedia | cub
+    cub_train_flag: int = 1  # value of is_training_image that marks train (official CUB: 1)
     modalities: list[str] | None = None  # None = every modality the dataset has
     batch_per_modality: int = 8  # b: samples of each modality per step
     sampler: str = "random"  # random | class_aware (P classes x K per modality)
@@ -109,6 +110,8 @@ class Config:
                 f"config: batch_per_modality ({self.batch_per_modality}) must be a multiple of "
                 f"samples_per_class ({self.samples_per_class}) for the class_aware sampler"
             )
+        if self.cub_train_flag not in (0, 1):
+            raise DcinetError(f"config key 'cub_train_flag' must be 0 or 1, got {self.cub_train_flag}")
         if self.num_workers < 0:
             raise DcinetError("config key 'num_workers' must be >= 0")
         return self

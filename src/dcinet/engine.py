@@ -23,8 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dcinet.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dcinet.config import Config, save_config
-from dcinet.data import read_collection
-from dcinet.data.dataset import build_train_loader
+from dcinet.data.readers import read_configured
+from dcinet.data.dataset import build_train_loader, train_modalities
 from dcinet.distributed import DistInfo, any_rank, barrier, init_distributed, mean_across_ranks
 from dcinet.errors import DcinetError
 from dcinet.models import build_model
@@ -126,8 +126,9 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
     """
     dist = init_distributed()
     run_dir = Path(run_dir)
-    collection = read_collection(Path(data_root), cfg.format, cfg.modalities)
-    modalities = collection.modalities
+    reader_problems: list = []
+    collection = read_configured(Path(data_root), cfg, reader_problems if cfg.skip_bad else None)
+    modalities = train_modalities(collection, cfg)
     if resume:
         check_resume(run_dir, cfg, collection)
     elif (run_dir / CONFIG_FILE).exists():
@@ -139,8 +140,9 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)
     loader, skipped = build_train_loader(collection, cfg, rank=dist.rank, world_size=dist.world_size,
                                          skip_bad=cfg.skip_bad, cache_dir=cache_dir)
+    skipped = reader_problems + skipped
     if dist.is_main and skipped:
-        (run_dir / "skipped.txt").write_text("".join(f"{p}\n" for p in skipped))
+        (run_dir / "skipped.txt").write_text("".join(f"{p.format()}\n" for p in skipped))
         print(f"skipped {len(skipped)} bad files (listed in {run_dir / 'skipped.txt'})", flush=True)
     model = build_model(cfg, collection.num_classes, modalities).to(dist.device)
     if cfg.channels_last and dist.device.type == "cuda":
@@ -166,6 +168,7 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
     for epoch in range(start_epoch, cfg.epochs):
         started = time.perf_counter()
         loader.batch_sampler.set_epoch(epoch)
+        loader.generator.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + dist.rank)  # worker seeds
         means = train_one_epoch(net, loader, optimizer, scaler, cfg, dist, epoch, progress)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcinet.config import Config
 from dcinet.data.problems import Problem, report
 from dcinet.data.records import MODALITIES, SPLITS, Collection, Sample
 from dcinet.errors import DcinetError
@@ -335,3 +336,9 @@ def read_collection(root: Path | str, format: str = "folder", modalities: list[s
     if format == "cub":
         return read_cub(root, modalities, problems, 1 if train_flag is None else train_flag)
     raise DcinetError(f"unknown dataset format {format!r}; choose one of {', '.join(FORMATS)}")
+
+
+def read_configured(root: Path | str, cfg: Config, problems: list[Problem] | None = None) -> Collection:
+    """:func:`read_collection` with a run config's format, modalities and CUB train flag."""
+    return read_collection(root, cfg.format, cfg.modalities, problems,
+                           train_flag=cfg.cub_train_flag if cfg.format == "cub" else None)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from dcinet.data import read_collection
+from dcinet.data.readers import read_configured
 from dcinet.data.check import check_collection
 from dcinet.errors import DcinetError
 from dcinet.retrieval.directions import RetrievalResult, evaluate_directions
@@ -24,7 +25,8 @@ def test_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None,
     root = Path(data_root) if data_root else Path(trained.info.get("data_root") or "")
     if not str(root) or not root.exists():
         raise DcinetError(f"dataset root not found: {root} (pass --data)")
-    collection = read_collection(root, fmt or trained.cfg.format, trained.modalities)
+    cfg = replace(trained.cfg, format=fmt or trained.cfg.format, modalities=trained.modalities)
+    collection = read_configured(root, cfg)
     if collection.classes != trained.classes:
         raise DcinetError(
             f"the classes of {root} ({collection.num_classes}) differ from those the run was "
