@@ -23,8 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dcinet.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dcinet.config import Config, save_config
-from dcinet.data.readers import read_configured
 from dcinet.data.dataset import build_train_loader, train_modalities
+from dcinet.data.readers import read_configured
 from dcinet.distributed import DistInfo, any_rank, barrier, init_distributed, mean_across_ranks
 from dcinet.errors import DcinetError
 from dcinet.models import build_model

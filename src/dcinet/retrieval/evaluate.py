@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dcinet.data.readers import read_configured
 from dcinet.data.check import check_collection
+from dcinet.data.readers import read_configured
 from dcinet.errors import DcinetError
 from dcinet.retrieval.directions import RetrievalResult, evaluate_directions
 from dcinet.retrieval.features import ModalityFeatures, extract_features
