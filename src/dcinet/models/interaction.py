@@ -1,0 +1,205 @@
+"""The two cross-modal interactions between the CCRN's sub-modules: CMSI (§3.2) and CMCI (§3.3).
+
+Both act on the concatenated multimodal feature maps ``(N, C, h, w)`` that sub-module 1 outputs
+(``N`` = b samples x the modalities of the mini-batch) and return new maps plus soft targets for
+``L_dual``. They are pure functions; :class:`CMSI` and :class:`CMCI` are thin module wrappers.
+Only the global torch and NumPy RNGs are used, so restoring them (the engine's checkpoints)
+replays a run exactly.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from timm.data import Mixup
+from torch import nn
+
+from dcinet.errors import DcinetError
+
+
+@dataclass(frozen=True)
+class MixupSettings:
+    """The arguments of ``timm.data.Mixup`` used by CMSI (defaults: the paper's §4.2 values)."""
+
+    mixup_alpha: float = 0.8
+    cutmix_alpha: float = 1.0
+    cutmix_minmax: tuple[float, float] = (0.5, 0.6)
+    prob: float = 1.0
+    switch_prob: float = 1.0
+    label_smoothing: float = 0.0
+
+    @classmethod
+    def from_config(cls, cfg) -> MixupSettings:
+        """Take the ``mixup_alpha, cutmix_alpha, cutmix_minmax, mix_prob, switch_prob,
+        label_smoothing`` fields of a :class:`dcinet.config.Config`."""
+        return cls(cfg.mixup_alpha, cfg.cutmix_alpha, tuple(cfg.cutmix_minmax), cfg.mix_prob,
+                   cfg.switch_prob, cfg.label_smoothing)
+
+
+def feasible_minmax(h: int, w: int, minmax: tuple[float, float]) -> tuple[float, float]:
+    """The ``cutmix_minmax`` to hand timm for an ``h x w`` map.
+
+    timm draws each box side as ``np.random.randint(int(lo * S), int(hi * S))`` (upper bound
+    excluded). When that range is empty (with [0.5, 0.6]: sides 2, 3, 4, 6, 8) timm raises
+    ``ValueError: low >= high``. Then the upper bound is raised to the smallest value whose
+    ``int(hi * S)`` is ``int(lo * S) + 1`` for the empty side(s), so the box side is exactly
+    ``int(lo * S)`` (side 2 -> 1, 3 -> 1, 4 -> 2, 6 -> 3, 8 -> 4). When both sides already have a
+    non-empty range the settings are returned unchanged, i.e. timm behaves exactly as in the
+    paper (e.g. 14 x 14 layer4 maps at 448 px). On a non-square map whose short side alone is
+    empty, the long side's range may widen with the shared upper bound (timm uses one pair for
+    both sides); square maps, the only kind DCINet produces, are never affected.
+    """
+    lo, hi = minmax
+    empty = [s for s in (h, w) if int(hi * s) <= int(lo * s)]
+    if not empty:
+        return lo, hi
+    new_hi = max((int(lo * s) + 1) / s for s in empty)
+    while any(int(new_hi * s) <= int(lo * s) for s in empty):  # guard against float rounding
+        new_hi = float(np.nextafter(new_hi, 2.0))
+    return lo, new_hi
+
+
+def cmsi(maps: torch.Tensor, labels: torch.Tensor, num_classes: int,
+         settings: MixupSettings = MixupSettings()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cross-media spatial interaction: shuffle the mini-batch, then timm's ``Mixup`` on the maps.
+
+    The maps are permuted along the batch dimension with ``torch.randperm`` (global CPU torch RNG),
+    then ``timm.data.Mixup(mode="batch")`` pastes one box of the flipped batch into every map
+    (with the paper's settings CutMix always runs: ``switch_prob`` 1.0, and ``cutmix_minmax``
+    fixes each box side to 50-60 % of the map's side, ignoring the Beta draw; timm draws the box
+    from NumPy's global RNG). Map ``i`` of the result is the shuffled map ``i`` with a box taken
+    from shuffled map ``N-1-i``, usually of another modality. Box sides that timm cannot draw
+    on small maps are handled by :func:`feasible_minmax`.
+
+    Args:
+        maps: float ``(N, C, h, w)`` with ``N`` even and ``h, w >= 2``; not modified (timm writes
+            into the permuted copy ``maps[perm]`` that indexing creates, which also keeps the
+            autograd graph intact when ``maps`` comes out of an in-place ReLU).
+        labels: int64 ``(N,)`` class of each map.
+        num_classes: ``K``, the width of the soft targets.
+        settings: timm ``Mixup`` arguments.
+    Returns:
+        ``(mixed, soft_targets, perm)``: mixed float ``(N, C, h, w)``; float32 ``(N, K)`` soft
+        targets, row ``i`` = ``lam * y(perm[i]) + (1 - lam) * y(perm[N-1-i])`` where ``lam`` is the
+        map's uncovered area fraction (rows sum to 1; label smoothing as configured); int64
+        ``(N,)`` permutation: mixed map ``i`` is based on input map ``perm[i]``.
+    Raises:
+        DcinetError: odd ``N`` or a map smaller than 2 x 2.
+    """
+    n, _, h, w = maps.shape
+    if n % 2:
+        raise DcinetError(f"CMSI needs an even number of feature maps per mini-batch (b x modalities), "
+                          f"got {n}; use an even batch_per_modality")
+    if h < 2 or w < 2:
+        raise DcinetError(f"CMSI needs feature maps of at least 2 x 2, got {h} x {w}; "
+                          f"raise img_size or use a lower layer")
+    perm = torch.randperm(n).to(maps.device)
+    mixer = Mixup(mixup_alpha=settings.mixup_alpha, cutmix_alpha=settings.cutmix_alpha,
+                  cutmix_minmax=list(feasible_minmax(h, w, settings.cutmix_minmax)),
+                  prob=settings.prob, switch_prob=settings.switch_prob, mode="batch",
+                  correct_lam=True, label_smoothing=settings.label_smoothing,
+                  num_classes=num_classes)
+    mixed, soft_targets = mixer(maps[perm], labels[perm])
+    return mixed, soft_targets.float(), perm
+
+
+def cmci_sources(labels: torch.Tensor, modality_ids: torch.Tensor) -> torch.Tensor:
+    """The CMCI matching: which map each channel block of each map is taken from.
+
+    For each label, the maps of each modality with that label form a queue in batch order.
+    While >= 3 modalities still hold an unmatched map, the heads of the first three such
+    modalities (smallest ids first) form a triple ``(f, s, t)``: ``f`` takes block B1 from ``s``
+    and B2 from ``t``; ``s`` and ``t`` keep their channels. Then, while 2 modalities remain, their
+    heads form a pair that swaps block B1. A map joins at most one interaction; the rest
+    (one modality left, or labels seen in one modality only) are untouched.
+
+    Args:
+        labels: int64 ``(N,)`` hard label of each map.
+        modality_ids: int64 ``(N,)`` modality of each map (ids order the modalities).
+    Returns:
+        int64 ``(3, N)``: row ``j``, column ``i`` = the map whose block ``Bj`` map ``i`` receives
+        (``i`` itself when unchanged; row 0 is always the identity).
+    """
+    n = labels.numel()
+    sources = [list(range(n)) for _ in range(3)]
+    queues: dict[int, dict[int, deque[int]]] = {}
+    for i, (label, modality) in enumerate(zip(labels.tolist(), modality_ids.tolist(), strict=True)):
+        queues.setdefault(label, {}).setdefault(modality, deque()).append(i)
+    for by_modality in queues.values():
+        while True:
+            ready = [by_modality[m] for m in sorted(by_modality) if by_modality[m]]
+            if len(ready) >= 3:
+                f, s, t = (q.popleft() for q in ready[:3])
+                sources[1][f], sources[2][f] = s, t
+            elif len(ready) == 2:
+                a, b = (q.popleft() for q in ready)
+                sources[1][a], sources[1][b] = b, a
+            else:
+                break
+    return torch.tensor(sources, dtype=torch.int64)
+
+
+def channel_blocks(channels: int) -> list[tuple[int, int]]:
+    """``[(start, stop)]`` of the three contiguous channel blocks B0, B1, B2.
+
+    B1 and B2 hold ``C // 3`` channels each; B0 holds the rest (``C - 2 * (C // 3)``).
+    """
+    third = channels // 3
+    first = channels - 2 * third
+    return [(0, first), (first, first + third), (first + third, channels)]
+
+
+def cmci(maps: torch.Tensor, soft_targets: torch.Tensor, labels: torch.Tensor,
+         modality_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-media channel interaction (eq. 6): same-label maps of different modalities exchange
+    channel blocks; deterministic (no RNG).
+
+    Matching (see :func:`cmci_sources`): per label, triples of the first three modalities present
+    (``f`` takes channels B1 from ``s`` and B2 from ``t``: 1/3 from each, 2/3 replaced), then
+    pairs (swap B1: 1/3 each way), blocks from :func:`channel_blocks`. Soft targets follow the
+    channels: a map that took fraction ``phi = |Bj| / C`` of its channels from a partner gets
+    ``(1 - sum phi) * y_self + sum phi * y_partner``, using the targets before CMCI.
+
+    Args:
+        maps: float ``(N, C, h, w)``.
+        soft_targets: float ``(N, K)`` targets of the maps (from CMSI, or one-hot).
+        labels: int64 ``(N,)`` hard labels (after CMSI: the label of each map's base map).
+        modality_ids: int64 ``(N,)`` modality of each map, permuted like ``labels``.
+    Returns:
+        ``(maps', soft_targets')`` of the same shapes and dtypes; the inputs are not modified.
+    """
+    n, channels = maps.shape[:2]
+    sources = cmci_sources(labels, modality_ids).to(maps.device)
+    blocks = channel_blocks(channels)
+    mixed = torch.cat([maps[sources[j], lo:hi] for j, (lo, hi) in enumerate(blocks)], dim=1)
+    weights = torch.zeros(n, n, dtype=soft_targets.dtype, device=soft_targets.device)
+    rows = torch.arange(n, device=soft_targets.device)
+    for j, (lo, hi) in enumerate(blocks):
+        share = torch.full((n,), (hi - lo) / channels, dtype=weights.dtype, device=weights.device)
+        weights.index_put_((rows, sources[j].to(weights.device)), share, accumulate=True)
+    return mixed, weights @ soft_targets
+
+
+class CMSI(nn.Module):
+    """Module form of :func:`cmsi` holding ``num_classes`` and the Mixup settings (no weights)."""
+
+    def __init__(self, num_classes: int, settings: MixupSettings = MixupSettings()):
+        super().__init__()
+        self.num_classes = num_classes
+        self.settings = settings
+
+    def forward(self, maps: torch.Tensor, labels: torch.Tensor):
+        """See :func:`cmsi`: ``(N, C, h, w), (N,) -> (mixed, soft (N, K), perm (N,))``."""
+        return cmsi(maps, labels, self.num_classes, self.settings)
+
+
+class CMCI(nn.Module):
+    """Module form of :func:`cmci` (no weights, no state)."""
+
+    def forward(self, maps: torch.Tensor, soft_targets: torch.Tensor, labels: torch.Tensor,
+                modality_ids: torch.Tensor):
+        """See :func:`cmci`: ``(N, C, h, w), (N, K), (N,), (N,) -> (maps', soft')``."""
+        return cmci(maps, soft_targets, labels, modality_ids)

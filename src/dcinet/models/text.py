@@ -1,0 +1,61 @@
+"""The text processing module (eq. 1): character ids -> an image-sized tensor for the CCRN.
+
+``x_T = Conv2D(Conv1D(Conv1D(delta(x_To))))``, trained jointly with the CCRN. With ``B`` texts of
+``L`` character ids, vocabulary ``V``, width ``c`` (``text_channels``) and image side ``S``:
+
+1. ``delta``: ids ``(B, L)`` -> one-hot ``(B, V, L)`` (``embedding="onehot"``; the padding id 0
+   gives an all-zero column) or a learned ``nn.Embedding(V, c, padding_idx=0)`` -> ``(B, c, L)``
+   (padding rows are zero and receive no gradient).
+2. ``Conv1d(V or c -> c, k=3, pad=1)`` + ReLU -> ``(B, c, L)``.
+3. ``Conv1d(c -> S, k=3, pad=1)`` + ReLU -> ``(B, S, L)``.
+4. The 2-D plane: if ``L != S`` the position axis is resized linearly (``align_corners=False``)
+   to ``S``; then one input channel -> ``(B, 1, S, S)`` (rows: the second Conv1d's channels, columns: text positions).
+5. ``Conv2d(1 -> 3, k=3, pad=1)`` -> ``(B, 3, S, S)``, the shape of an image input.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dcinet.errors import DcinetError
+
+PAD_ID = 0
+
+
+class TextToImage(nn.Module):
+    """Eq. 1: ``(B, L)`` int64 character ids -> ``(B, 3, img_size, img_size)`` float maps."""
+
+    def __init__(self, vocab_size: int, text_len: int, img_size: int, channels: int = 64,
+                 embedding: str = "onehot"):
+        super().__init__()
+        if embedding not in ("onehot", "embedding"):
+            raise DcinetError(f"text_embedding must be 'onehot' or 'embedding', got {embedding!r}")
+        self.vocab_size, self.text_len, self.img_size = vocab_size, text_len, img_size
+        self.embed = (nn.Embedding(vocab_size, channels, padding_idx=PAD_ID)
+                      if embedding == "embedding" else None)
+        in_channels = channels if self.embed is not None else vocab_size
+        self.conv1d_1 = nn.Conv1d(in_channels, channels, kernel_size=3, padding=1)
+        self.conv1d_2 = nn.Conv1d(channels, img_size, kernel_size=3, padding=1)
+        self.conv2d = nn.Conv2d(1, 3, kernel_size=3, padding=1)
+
+    def encode_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """``delta`` of eq. 1: int64 ``(B, L)`` -> float ``(B, V, L)`` one-hot (padding columns
+        zero) or ``(B, c, L)`` embeddings."""
+        if self.embed is not None:
+            return self.embed(ids).transpose(1, 2)
+        onehot = F.one_hot(ids, self.vocab_size).to(self.conv1d_1.weight.dtype)
+        onehot = onehot * (ids != PAD_ID).unsqueeze(-1).to(onehot.dtype)
+        return onehot.transpose(1, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """int64 ``(B, L)`` ids in ``[0, V)``, ``L == text_len`` -> float ``(B, 3, S, S)``."""
+        if ids.dim() != 2 or ids.shape[1] != self.text_len:
+            raise DcinetError(f"text input must be (batch, {self.text_len}) character ids (text_len), "
+                              f"got shape {tuple(ids.shape)}")
+        x = F.relu(self.conv1d_1(self.encode_ids(ids)))
+        x = F.relu(self.conv1d_2(x))
+        if x.shape[-1] != self.img_size:
+            x = F.interpolate(x, size=self.img_size, mode="linear", align_corners=False)
+        return self.conv2d(x.unsqueeze(1))
