@@ -1,0 +1,18 @@
+"""Retrieval: the paper's mAP protocol (metrics), its direction tables, and the search tools."""
+
+from dcinet.retrieval.directions import RetrievalResult, evaluate_directions
+from dcinet.retrieval.metrics import (
+    average_precision,
+    average_precision_parts,
+    cosine_scores,
+    mean_average_precision,
+)
+
+__all__ = [
+    "RetrievalResult",
+    "average_precision",
+    "average_precision_parts",
+    "cosine_scores",
+    "evaluate_directions",
+    "mean_average_precision",
+]
