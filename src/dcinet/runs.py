@@ -25,14 +25,17 @@ RESUME_MUTABLE = frozenset({"epochs", "num_workers", "log_every"})
 
 
 def dataset_fingerprint(collection: Collection, split: str = "train") -> dict:
-    """A summary that changes whenever the training data changes (files, labels, classes)."""
+    """A summary that changes whenever the training data changes: classes, and every training
+    file's relative path, label and size in bytes (sizes catch regenerated or replaced files
+    without reading their contents)."""
     digest = hashlib.sha256()
     digest.update("\n".join(collection.classes).encode())
     samples = collection.select(split=split)
     root = collection.root
     for s in sorted(samples, key=lambda s: (s.modality, str(s.path), s.label)):
         path = s.path.relative_to(root) if (root and s.path and s.path.is_relative_to(root)) else s.path
-        digest.update(f"{s.modality}\t{path}\t{s.label}\n".encode())
+        size = s.path.stat().st_size if s.path is not None and s.path.is_file() else -1
+        digest.update(f"{s.modality}\t{path}\t{s.label}\t{size}\n".encode())
     counts = {m: len(collection.select(split=split, modality=m)) for m in collection.modalities}
     return {"format": collection.format, "num_classes": collection.num_classes, "counts": counts,
             "digest": digest.hexdigest()}

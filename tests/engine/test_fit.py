@@ -39,9 +39,23 @@ def test_one_epoch_cpu_tiny_run_writes_everything(tiny_builtin: Path, tmp_path: 
     assert read_pointer(run)["epoch"] == 1
 
 
-def test_resume_is_bit_identical_to_uninterrupted(tiny_builtin: Path, tmp_path: Path, cfg):
+def test_resume_is_bit_identical_to_uninterrupted(tiny_builtin: Path, tmp_path: Path, cfg,
+                                                  monkeypatch):
     straight = fit(cfg("epochs=2"), tiny_builtin, tmp_path / "a", progress=False)
-    fit(cfg("epochs=1"), tiny_builtin, tmp_path / "b", progress=False)
+
+    import dcinet.engine
+
+    save = dcinet.engine.save_checkpoint
+
+    def crash_after_first_epoch(run_dir, model, state, epoch):
+        save(run_dir, model, state, epoch)
+        raise KeyboardInterrupt("simulated crash after epoch 1")
+
+    monkeypatch.setattr(dcinet.engine, "save_checkpoint", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg("epochs=2"), tiny_builtin, tmp_path / "b", progress=False)
+    monkeypatch.undo()
+    assert read_pointer(tmp_path / "b")["epoch"] == 1
     resumed = fit(cfg("epochs=2"), tiny_builtin, tmp_path / "b", resume=True, progress=False)
     a, _ = load_checkpoint(tmp_path / "a")
     b, _ = load_checkpoint(tmp_path / "b")
@@ -49,6 +63,14 @@ def test_resume_is_bit_identical_to_uninterrupted(tiny_builtin: Path, tmp_path: 
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [r["loss"] for r in straight.history] == pytest.approx([r["loss"] for r in resumed.history])
+
+
+def test_raising_epochs_extends_a_finished_run(tiny_builtin: Path, tmp_path: Path, cfg):
+    fit(cfg("epochs=1"), tiny_builtin, tmp_path / "run", progress=False)
+    extended = fit(cfg("epochs=2"), tiny_builtin, tmp_path / "run", resume=True, progress=False)
+    assert [r["epoch"] for r in extended.history] == [1, 2]
+    assert read_pointer(tmp_path / "run")["epoch"] == 2
+    assert load_config(str(tmp_path / "run" / "config.yaml")).epochs == 2
 
 
 def test_resume_refuses_other_config_or_data(tiny_builtin: Path, tmp_path: Path, cfg):
