@@ -122,6 +122,9 @@ def load_pretrained(net: nn.Module, spec: str) -> PretrainedReport:
         state = rename_efficientnet_lite0(read_state_dict(path), net)
     else:
         path = Path(spec).expanduser()
+        if not path.exists():
+            raise DcinetError(f"pretrained '{spec}': no such file, and not a packaged weights name "
+                              f"({', '.join(PACKAGED)})")
         state = read_state_dict(path)
     own = net.state_dict()
     report = PretrainedReport(str(path))

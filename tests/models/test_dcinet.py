@@ -1,0 +1,205 @@
+"""DCINet: the training step of §3.1, the test-time encoder, build_model and DDP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dcinet.config import load_config
+from dcinet.errors import DcinetError
+from dcinet.losses import modality_cross_entropy, soft_target_cross_entropy
+from dcinet.models import DCINet, build_model
+from dcinet.models import interaction as interaction_module
+from dcinet.models.interaction import cmci, cmsi
+
+VOCAB, TEXT_LEN, SIDE, K = 12, 10, 64, 4  # 64 px: 2 x 2 layer4 maps
+ALL = ["image", "audio", "text"]
+
+
+def _model(interaction: str = "cmsi+cmci", backbone: str = "resnet18", layer: int = 4,
+           modalities: list[str] = ALL, img_size: int = SIDE, seed: int = 0) -> DCINet:
+    torch.manual_seed(seed)
+    return DCINet(K, modalities, backbone=backbone, layer=layer, interaction=interaction,
+                  vocab_size=VOCAB, text_len=TEXT_LEN, img_size=img_size, text_channels=4)
+
+
+def _batch(modalities: list[str] = ALL, b: int = 4, side: int = SIDE, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    inputs = {m: (torch.randint(0, VOCAB, (b, TEXT_LEN), generator=g) if m == "text"
+                  else torch.randn(b, 3, side, side, generator=g)) for m in modalities}
+    labels = {m: torch.randint(0, K, (b,), generator=g) for m in modalities}
+    return inputs, labels
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+@pytest.mark.parametrize("modalities,interaction,expected", [
+    (ALL, "cmsi+cmci", {"l_img", "l_aud", "l_txt", "l_dual"}),
+    (["image", "text"], "cmsi", {"l_img", "l_txt", "l_dual"}),
+    (["audio", "text"], "cmci", {"l_aud", "l_txt", "l_dual"}),
+    (ALL, "none", {"l_img", "l_aud", "l_txt"}),
+    (["image"], "cmsi+cmci", {"l_img", "l_dual"}),
+])
+def test_loss_parts_and_eq8_sum(modalities, interaction, expected):
+    model = _model(interaction, modalities=modalities)
+    model.w_modal, model.w_dual = 0.5, 2.0
+    _seed(2)
+    out = model(*_batch(modalities))
+    assert set(out["parts"]) == expected
+    modal = sum(v for k, v in out["parts"].items() if k != "l_dual")
+    total = 0.5 * modal + 2.0 * out["parts"].get("l_dual", 0.0)
+    assert torch.allclose(out["loss"], total)
+
+
+def test_modal_losses_are_per_modality_cross_entropy_in_batch_order():
+    model = _model("none").eval()
+    inputs, labels = _batch()
+    with torch.no_grad():
+        out = model(inputs, labels)
+        for modality, name in (("image", "l_img"), ("audio", "l_aud"), ("text", "l_txt")):
+            logits = model.encode(inputs[modality], modality, feature="logits")
+            assert torch.allclose(out["parts"][name], modality_cross_entropy(logits, labels[modality]))
+
+
+def test_dual_loss_is_cmsi_then_cmci_then_submodule2():
+    model = _model("cmsi+cmci")
+    inputs, labels = _batch()
+    _seed(5)
+    out = model(inputs, labels)
+    # the same step by hand: layer4's sub-module 2 is pooling + fc (no batch statistics)
+    x = torch.cat([model.to_image(inputs[m], m) for m in ALL])
+    y = torch.cat([labels[m] for m in ALL])
+    modality_ids = torch.arange(3).repeat_interleave(4)
+    _seed(5)
+    maps = model.ccrn.forward_features(x)
+    mixed, soft, perm = cmsi(maps, y, K)
+    mixed, soft = cmci(mixed, soft, y[perm], modality_ids[perm])
+    expected = soft_target_cross_entropy(model.ccrn.forward_head(mixed), soft)
+    assert torch.allclose(out["parts"]["l_dual"], expected, atol=1e-6)
+
+
+def test_dual_loss_without_cmsi_uses_one_hot_targets():
+    model = _model("cmci")
+    inputs, labels = _batch()
+    out = model(inputs, labels)
+    x = torch.cat([model.to_image(inputs[m], m) for m in ALL])
+    y = torch.cat([labels[m] for m in ALL])
+    maps, soft = cmci(model.ccrn.forward_features(x), F.one_hot(y, K).float(), y,
+                      torch.arange(3).repeat_interleave(4))
+    expected = soft_target_cross_entropy(model.ccrn.forward_head(maps), soft)
+    assert torch.allclose(out["parts"]["l_dual"], expected, atol=1e-6)
+
+
+def test_interaction_none_runs_submodule2_once_and_dual_twice():
+    counts = {}
+    for interaction in ("none", "cmsi+cmci"):
+        calls = []
+        model = _model(interaction)
+        model.ccrn.submodule2.register_forward_hook(lambda *_, seen=calls: seen.append(1))
+        model(*_batch())
+        counts[interaction] = len(calls)
+    assert counts == {"none": 1, "cmsi+cmci": 2}
+
+
+def _touch_bn_gammas(model: torch.nn.Module) -> None:
+    """timm zero-initialises the last BN of each residual block, which zeroes the gradients of
+    the rest of that block at init; unit gammas make a missing gradient detectable."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(module.weight)
+
+
+@pytest.mark.parametrize("backbone,layer,side", [
+    ("resnet18", 4, 64), ("resnet18", 2, 32), ("efficientnet_lite0", 3, 32),
+    ("vit_tiny_patch16_224", 4, 32), ("swin_tiny_patch4_window7_224", 4, 64),
+    pytest.param("vgg16", 4, 64, marks=pytest.mark.slow),
+])
+def test_every_trainable_parameter_gets_a_gradient(backbone, layer, side):
+    model = _model("cmsi+cmci", backbone=backbone, layer=layer, img_size=side)
+    _touch_bn_gammas(model)
+    _seed(3)
+    inputs, labels = _batch(side=side)
+    model(inputs, labels)["loss"].backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_test_time_never_runs_the_interactions(monkeypatch):
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("CMSI/CMCI called at test time")
+
+    monkeypatch.setattr(interaction_module, "cmsi", forbidden)
+    monkeypatch.setattr(interaction_module, "cmci", forbidden)
+    inputs, labels = _batch()
+    features = {}
+    for interaction in ("none", "cmsi", "cmci", "cmsi+cmci"):
+        model = _model(interaction).eval()
+        with torch.no_grad():
+            out = model(inputs, labels)
+            features[interaction] = {m: model.encode(inputs[m], m) for m in ALL}
+        assert "l_dual" not in out["parts"]
+    for interaction in ("cmsi", "cmci", "cmsi+cmci"):
+        for m in ALL:
+            assert torch.equal(features[interaction][m], features["none"][m])
+    with pytest.raises(AssertionError, match="test time"):
+        _model("cmsi").train()(inputs, labels)  # the guard is live
+
+
+def test_encode_features():
+    model = _model().eval()
+    inputs, _ = _batch()
+    with torch.no_grad():
+        probs = model.encode(inputs["text"], "text")
+        logits = model.encode(inputs["text"], "text", feature="logits")
+        emb = model.encode(inputs["audio"], "audio", feature="embedding")
+    assert torch.allclose(probs, logits.softmax(dim=1)) and torch.allclose(probs.sum(1), torch.ones(4))
+    assert emb.shape == (4, 512)
+    with pytest.raises(DcinetError, match="feature"):
+        model.encode(inputs["image"], "image", feature="pooled")
+    with pytest.raises(DcinetError, match="not 'video'"):
+        model.encode(inputs["image"], "video")
+
+
+def test_bad_batches_are_user_errors():
+    model = _model("cmsi")
+    inputs, labels = _batch(b=3)
+    with pytest.raises(DcinetError, match="even number"):
+        model({"image": inputs["image"]}, {"image": labels["image"]})
+    with pytest.raises(DcinetError, match="serves"):
+        _model(modalities=["image", "audio"])(inputs, labels)
+    with pytest.raises(DcinetError, match="interaction"):
+        _model("both")
+
+
+def test_build_model_maps_the_config():
+    cfg = load_config("cpu-tiny", ["img_size=32", "resize=40", "text_len=16", "layer=3",
+                                   "interaction=cmci", "text_embedding=embedding"])
+    model = build_model(cfg, 5, ["text", "image"])
+    assert model.modalities == ["image", "text"] and model.interaction == "cmci"
+    assert model.ccrn.backbone == "resnet18" and model.ccrn.layer == 3
+    assert model.cmsi is None and model.cmci is not None and model.text.embed is not None
+    assert model.text.text_len == 16 and model.text.img_size == 32
+    cfg.method = "fgcrossnet"
+    with pytest.raises(DcinetError, match="method"):
+        build_model(cfg, 5, ["image"])
+
+
+def test_forward_through_distributed_data_parallel(tmp_path):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = _model()
+        net = DistributedDataParallel(model)
+        _seed(4)
+        net(*_batch())["loss"].backward()
+        assert all(p.grad is not None for p in model.parameters())
+    finally:
+        dist.destroy_process_group()

