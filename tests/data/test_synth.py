@@ -58,6 +58,7 @@ def test_layout_counts_and_manifest(tiny: Path):
     names = [c["name"] for c in manifest["classes"]]
     assert manifest["complete"] and names == sorted(names) and len(set(names)) == 4
     assert [c["label"] for c in manifest["classes"]] == [0, 1, 2, 3]
+    assert manifest["families"] == {"Marsh Warbler": 4}
     train, test = split_sizes(8, 0.25)
     assert (train, test) == (6, 2) and manifest["config"]["train_per_class"] == 6
     for modality, ext in MODALITY_EXT.items():

@@ -20,7 +20,7 @@ from PIL import Image
 
 from dcinet.data.synth.audio import SAMPLE_RATE, render_call
 from dcinet.data.synth.image import render_image
-from dcinet.data.synth.taxonomy import MAX_CLASSES, Species, build_taxonomy, family_sizes
+from dcinet.data.synth.taxonomy import FAMILIES, MAX_CLASSES, Species, build_taxonomy, family_sizes
 from dcinet.data.synth.text import write_note
 from dcinet.errors import DcinetError
 
@@ -59,7 +59,8 @@ def _manifest(species: list[Species], config: dict, complete: bool) -> dict:
     ordered = sorted(species, key=lambda s: s.name)
     return {
         "generator": "dcinet.data.synth", "version": GENERATOR_VERSION, "config": config,
-        "complete": complete, "families": family_sizes(len(species)),
+        "complete": complete,
+        "families": {f.name: size for f, size in zip(FAMILIES, family_sizes(len(species)), strict=False)},
         "classes": [{"label": label, **s.describe()} for label, s in enumerate(ordered)],
     }
 
