@@ -1,0 +1,31 @@
+"""``dcinet embed``: a run's features of a dataset split, as .npy + JSONL (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="write a trained run's embeddings of a dataset split")
+    p.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--data", type=Path, help="dataset root (default: the one the run was trained on)")
+    p.add_argument("--format", choices=("folder", "fgxmedia", "cub"))
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--out", type=Path, required=True, metavar="EMB_DIR")
+    p.add_argument("--feature", choices=("softmax", "logits", "embedding"),
+                   help="default: the run's eval_feature (softmax), as evaluate uses")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--chunk-size", type=int, default=1024,
+                   help="rows per resumable chunk (rounded up to a multiple of the batch size)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dcinet.retrieval.embed import embed_run
+
+    manifest = embed_run(args.run, args.data, args.out, args.split, args.feature, args.format,
+                         args.batch_size, args.chunk_size)
+    shapes = ", ".join(f"{m} {v['count']} x {v['dim']}" for m, v in manifest["modalities"].items())
+    print(f"{args.out}: {manifest['feature']} features of the {manifest['split']} split ({shapes})")
+    return 0

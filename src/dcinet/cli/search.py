@@ -1,0 +1,42 @@
+"""``dcinet search``: ranked gallery items for an image, audio or text query."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="search an index with an image, an audio clip or text")
+    p.add_argument("index", type=Path, metavar="INDEX_DIR")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--image", type=Path, metavar="FILE")
+    query.add_argument("--audio", type=Path, metavar="FILE")
+    query.add_argument("--text", metavar="TEXT")
+    p.add_argument("--modality", default="all", choices=("image", "audio", "text", "video", "all"),
+                   help="gallery modality to search (default: all)")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--run", type=Path, help="the run the index was built from, if it was moved")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dcinet.retrieval.search import Searcher
+
+    modality = "image" if args.image else "audio" if args.audio else "text"
+    query = args.image or args.audio or args.text
+    searcher = Searcher(args.index, args.run)
+    hits = searcher.search(query, modality, args.k, args.modality)
+    if args.json:
+        print(json.dumps({"query": {"modality": modality, "value": str(query)},
+                          "results": [h.to_dict() for h in hits]}, indent=1))
+        return 0
+    print(f"{'rank':>4}  {'score':>7}  {'modality':<8}  {'class':<28}  source")
+    for h in hits:
+        source = h.path if h.path is not None else ""
+        if h.text is not None:
+            source = f'"{h.text[:60]}{"…" if len(h.text) > 60 else ""}"'
+        print(f"{h.rank:>4}  {h.score:>7.4f}  {h.modality:<8}  {h.class_name:<28}  {source}")
+    return 0

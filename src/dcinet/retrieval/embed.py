@@ -1,0 +1,241 @@
+"""``embed``: a trained run's test-time features of a dataset split, written in resumable chunks.
+
+The features are :func:`~dcinet.retrieval.features.extract_features`'s (the ones ``evaluate``
+ranks), computed chunk by chunk so that a large collection survives an interruption. Layout of
+``EMB_DIR``:
+
+* ``embed.json`` — what produced the embeddings (run directory, weights file and its sha256,
+  feature, split, dataset root, classes), per-modality row counts and dimensions, and
+  ``"complete": true`` once every modality is assembled;
+* ``<modality>.npy`` — float32 ``(N, D)``; row ``i`` belongs to line ``i`` of
+* ``<modality>.jsonl`` — one object per row: ``row, modality, label, class_name, path, text,
+  source`` (``text``: the whole text of a text sample, else null);
+* ``chunks/<modality>-<start>.npy`` — finished chunks while running; removed when complete.
+
+A second call with the same run, data, split and feature continues where the first stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dcinet.checkpoint import atomic_write_bytes
+from dcinet.data.records import Sample
+from dcinet.data.text import read_text
+from dcinet.errors import DcinetError
+from dcinet.trained import TrainedModel
+
+MANIFEST = "embed.json"
+CHUNK_DIR = "chunks"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sample_metadata(sample: Sample, row: int) -> dict:
+    """The metadata line of one gallery row (JSON-ready); text samples carry their whole text."""
+    text = sample.text
+    if sample.modality == "text" and text is None and sample.path is not None:
+        text = " ".join(read_text(sample.path).split())
+    return {"row": row, "modality": sample.modality, "label": int(sample.label),
+            "class_name": sample.class_name,
+            "path": str(sample.path.resolve()) if sample.path is not None else None,
+            "text": text, "source": sample.source}
+
+
+def _samples_digest(samples: list[Sample]) -> str:
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(f"{s.modality}\t{s.path}\t{s.label}\t{s.text}\n".encode())
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
+
+
+def read_manifest(emb_dir: Path) -> dict:
+    """``EMB_DIR/embed.json``, raising :class:`DcinetError` when missing, corrupt or incomplete."""
+    path = Path(emb_dir) / MANIFEST
+    if not path.is_file():
+        raise DcinetError(f"{emb_dir} holds no embeddings (no {MANIFEST}); run `dcinet embed` first")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise DcinetError(f"{path} is corrupt") from None
+    if not manifest.get("complete"):
+        raise DcinetError(f"the embeddings in {emb_dir} are incomplete; rerun the same "
+                          "`dcinet embed` command to finish them")
+    return manifest
+
+
+def load_embeddings(emb_dir: Path, modality: str, mmap: bool = True) -> tuple[np.ndarray, list[dict]]:
+    """One modality of a complete ``EMB_DIR``.
+
+    Returns:
+        ``(features, metadata)``: float32 ``(N, D)`` (memory-mapped when ``mmap``) and the N
+        metadata lines of ``<modality>.jsonl``.
+    """
+    emb_dir = Path(emb_dir)
+    manifest = read_manifest(emb_dir)
+    if modality not in manifest["modalities"]:
+        raise DcinetError(f"{emb_dir} has no {modality} embeddings "
+                          f"(it has {', '.join(manifest['modalities'])})")
+    features = np.load(emb_dir / f"{modality}.npy", mmap_mode="r" if mmap else None)
+    with open(emb_dir / f"{modality}.jsonl", encoding="utf-8") as fh:
+        metadata = [json.loads(line) for line in fh]
+    if features.shape[0] != len(metadata) or features.dtype != np.float32:
+        raise DcinetError(f"{emb_dir}: {modality}.npy ({features.shape}, {features.dtype}) does not "
+                          f"match {modality}.jsonl ({len(metadata)} rows)")
+    return features, metadata
+
+
+def _job(trained: TrainedModel, samples: list[Sample], data_root: Path, split: str, feature: str,
+         chunk_size: int) -> dict:
+    """What determines the embeddings: a resumed run must match it exactly."""
+    return {"run_dir": str(trained.run_dir.resolve()), "weights": str(trained.weights.resolve()),
+            "weights_sha256": file_sha256(trained.weights), "feature": feature, "split": split,
+            "data_root": str(Path(data_root).resolve()), "format": trained.cfg.format,
+            "samples_sha256": _samples_digest(samples), "chunk_size": chunk_size}
+
+
+def _start_or_resume(out: Path, job: dict) -> dict:
+    manifest_path = out / MANIFEST
+    if manifest_path.is_file():
+        try:
+            stored = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise DcinetError(f"{manifest_path} is corrupt; remove {out} and embed again") from None
+        changed = [k for k in job if stored.get("job", {}).get(k) != job[k]]
+        if changed:
+            raise DcinetError(f"{out} holds embeddings made with another {', '.join(changed)}; "
+                              "choose another --out or remove it")
+        return stored
+    if out.exists() and any(out.iterdir()):
+        raise DcinetError(f"{out} exists and is not an embeddings folder; choose another --out")
+    return {"job": job, "complete": False}
+
+
+def _chunk_path(out: Path, modality: str, start: int) -> Path:
+    return out / CHUNK_DIR / f"{modality}-{start:012d}.npy"
+
+
+def _load_chunk(path: Path, rows: int) -> np.ndarray | None:
+    """A finished chunk with ``rows`` rows, or None when absent or unreadable (recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        chunk = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return chunk if chunk.ndim == 2 and chunk.shape[0] == rows and chunk.dtype == np.float32 else None
+
+
+def _save_chunk(path: Path, chunk: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, chunk, allow_pickle=False)
+    tmp.replace(path)
+
+
+def _assemble(out: Path, modality: str, starts: list[int], n: int, dim: int) -> None:
+    """Concatenate the chunks into ``<modality>.npy`` without holding them all in memory."""
+    tmp = out / f".{modality}.npy.tmp"
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
+    for start in starts:
+        chunk = np.load(_chunk_path(out, modality, start))
+        array[start:start + chunk.shape[0]] = chunk
+    array.flush()
+    del array
+    tmp.replace(out / f"{modality}.npy")
+
+
+def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_root: Path,
+                  split: str = "test", feature: str | None = None, batch_size: int = 64,
+                  chunk_size: int = 1024, progress: bool = True) -> dict:
+    """Write the features of ``samples`` (any modalities) to ``out``, resuming a partial run.
+
+    Args:
+        trained: the model (:func:`~dcinet.trained.load_trained`).
+        samples: the gallery, e.g. :func:`~dcinet.retrieval.evaluate.test_samples`.
+        data_root, split: recorded in the manifest (and part of what a resume must match).
+        feature: ``softmax`` / ``logits`` / ``embedding``; None = the run's ``eval_feature``.
+        chunk_size: rows per chunk file, rounded up to a multiple of ``batch_size`` so that the
+            batches, and so the features, are exactly those of one ``extract_features`` call.
+    Returns:
+        The manifest (also in ``out/embed.json``).
+    """
+    from dcinet.retrieval.features import extract_features
+
+    if batch_size <= 0 or chunk_size <= 0:
+        raise DcinetError("batch size and chunk size must be positive")
+    feature = feature or trained.cfg.eval_feature
+    chunk_size = -(-chunk_size // batch_size) * batch_size
+    out = Path(out)
+    manifest = _start_or_resume(out, _job(trained, samples, data_root, split, feature, chunk_size))
+    if manifest["complete"]:
+        if progress:
+            print(f"{out}: embeddings already complete", file=sys.stderr)
+        return manifest
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / MANIFEST, manifest)
+    modalities = {}
+    for modality in trained.modalities:
+        subset = [s for s in samples if s.modality == modality]
+        if not subset:
+            continue
+        starts = list(range(0, len(subset), chunk_size))
+        dim = 0
+        for start in starts:
+            part = subset[start:start + chunk_size]
+            path = _chunk_path(out, modality, start)
+            chunk = _load_chunk(path, len(part))
+            if chunk is None:
+                chunk = extract_features(trained, part, feature, batch_size)[modality].features
+                _save_chunk(path, chunk)
+            dim = chunk.shape[1]
+            if progress:
+                print(f"\r  embed {modality}: {start + len(part)}/{len(subset)}", end="",
+                      file=sys.stderr, flush=True)
+        if progress:
+            print(file=sys.stderr)
+        _assemble(out, modality, starts, len(subset), dim)
+        lines = "".join(json.dumps(sample_metadata(s, i)) + "\n" for i, s in enumerate(subset))
+        atomic_write_bytes(out / f"{modality}.jsonl", lines.encode("utf-8"))
+        modalities[modality] = {"count": len(subset), "dim": dim}
+    if not modalities:
+        raise DcinetError(f"no samples of the model's modalities ({', '.join(trained.modalities)})")
+    manifest.update({"complete": True, "modalities": modalities, "classes": trained.classes,
+                     **{k: manifest["job"][k] for k in ("run_dir", "weights", "weights_sha256",
+                                                        "feature", "split", "data_root")}})
+    _write_json(out / MANIFEST, manifest)
+    shutil.rmtree(out / CHUNK_DIR, ignore_errors=True)
+    return manifest
+
+
+def embed_run(run: Path, data_root: Path | None, out: Path, split: str = "test",
+              feature: str | None = None, fmt: str | None = None, batch_size: int = 64,
+              chunk_size: int = 1024, progress: bool = True) -> dict:
+    """``dcinet embed``: load a run (directory or checkpoint), read and check ``split`` of the
+    dataset as ``evaluate`` does, then :func:`embed_samples`. Returns the manifest."""
+    from dcinet.retrieval.evaluate import test_samples
+    from dcinet.trained import load_trained
+
+    trained = load_trained(Path(run))
+    root = Path(data_root) if data_root else Path(trained.info.get("data_root") or "")
+    samples = test_samples(trained, root, fmt, split)
+    return embed_samples(trained, samples, out, root, split, feature, batch_size, chunk_size,
+                         progress)

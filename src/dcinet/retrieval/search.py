@@ -1,0 +1,187 @@
+"""Search an index with an image, audio clip or text: the Python API behind ``dcinet search`` and
+``dcinet serve``.
+
+A :class:`Searcher` loads the index and the model that produced its embeddings once (checking the
+weights' sha256), then embeds each query exactly as the gallery was embedded (the run's image /
+audio / text preprocessing, ``model.encode`` with the index's feature) and looks it up. Queries
+are decoded from memory: uploaded bytes never touch the file system.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcinet.data.records import MODALITIES
+from dcinet.errors import DcinetError
+from dcinet.retrieval.embed import file_sha256
+from dcinet.retrieval.index import load_index
+
+QUERY_MODALITIES = ("image", "audio", "text")
+TARGET_ALL = "all"
+MAX_K = 1000
+
+QuerySource = str | Path | bytes
+"""An image / audio query: a file path or the file's bytes; a text query: the text (str)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked result.
+
+    Attributes:
+        rank: 1-based position. score: cosine similarity to the query (float32 precision).
+        modality, label, class_name: the gallery item's. row: its line in ``<modality>.jsonl``.
+        path: its file (absolute), or None. text: a text item's whole text, else None.
+    """
+
+    rank: int
+    score: float
+    modality: str
+    label: int
+    class_name: str
+    row: int
+    path: str | None
+    text: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _read_query_file(src: str | Path, modality: str) -> tuple[bytes, str]:
+    try:
+        return Path(src).read_bytes(), str(src)
+    except FileNotFoundError:
+        raise DcinetError(f"{modality} query file not found: {src}") from None
+    except OSError as exc:
+        raise DcinetError(f"cannot read {modality} query file {src} "
+                          f"({exc.strerror or exc})") from None
+
+
+class Searcher:
+    """An index plus the model that embedded it, loaded once; thread-safe.
+
+    Args:
+        index_dir: an ``INDEX_DIR`` from :func:`~dcinet.retrieval.index.build_index`.
+        run: the run directory or weights file to embed queries with (default: the weights
+            recorded in the index; pass it when the run was moved). Its sha256 must match.
+        mmap: memory-map the FAISS files.
+    """
+
+    def __init__(self, index_dir: Path, run: Path | None = None, device: str = "cpu",
+                 mmap: bool = True) -> None:
+        from dcinet.trained import load_trained
+
+        self.index = load_index(Path(index_dir), mmap)
+        info = self.index.info
+        self.trained = load_trained(Path(run) if run else Path(info["weights"]), device)
+        if file_sha256(self.trained.weights) != info["weights_sha256"]:
+            raise DcinetError(f"{self.trained.weights} is not the model that embedded "
+                              f"{index_dir} (weights differ); pass the run it was built from")
+        self.feature: str = info["feature"]
+        self.device = device
+        self._lock = threading.Lock()
+
+    @property
+    def query_modalities(self) -> list[str]:
+        """Modalities a query may have (those the model was trained on)."""
+        return [m for m in self.trained.modalities if m in QUERY_MODALITIES]
+
+    @property
+    def targets(self) -> list[str]:
+        """Gallery modalities of the index, canonical order."""
+        return self.index.modalities
+
+    def query_tensor(self, query: QuerySource, modality: str, name: str | None = None):
+        """The model input for one query, preprocessed as the gallery was (see SampleLoader).
+
+        Returns:
+            image / audio: float32 ``(1, 3, img_size, img_size)``; text: int64 ``(1, text_len)``.
+        Raises:
+            DcinetError: unknown modality, empty text, undecodable image / audio (naming ``name``).
+        """
+        from dcinet.data.audio import is_picture, read_audio, spectrogram_db, spectrogram_image
+        from dcinet.data.image import load_image
+        from dcinet.data.text import encode_text
+
+        if modality not in self.query_modalities:
+            raise DcinetError(f"query modality must be one of {', '.join(self.query_modalities)}, "
+                              f"got {modality!r}")
+        cfg = self.trained.cfg
+        if modality == "text":
+            if not isinstance(query, str) or not query.strip():
+                raise DcinetError("the text query is empty")
+            return encode_text(query, cfg.text_len)[None]
+        data, label = (query, name or f"uploaded {modality}") if isinstance(query, bytes) \
+            else _read_query_file(query, modality)
+        if not data:
+            raise DcinetError(f"{label}: the {modality} file is empty (0 bytes)")
+        if modality == "image":
+            return load_image(data, cfg.img_size, cfg.resize)[None]
+        if is_picture(data):  # a ready-made spectrogram picture, as the gallery's .png audio
+            return load_image(data, cfg.img_size, cfg.img_size)[None]
+        wave, rate = read_audio(data, label)
+        db = spectrogram_db(wave, rate, cfg.sample_rate, cfg.n_fft, cfg.hop_length)
+        return spectrogram_image(db, cfg.img_size)[None]
+
+    def embed_query(self, query: QuerySource, modality: str, name: str | None = None) -> np.ndarray:
+        """The query's feature, float32 ``(D,)`` (not normalised), as ``embed`` computes rows."""
+        import torch
+
+        x = self.query_tensor(query, modality, name)
+        with self._lock, torch.no_grad():
+            out = self.trained.model.encode(x.to(self.device), modality, feature=self.feature)
+        return out.float().cpu().numpy()[0]
+
+    def check_request(self, k: int, target: str) -> None:
+        """Raise :class:`DcinetError` unless ``1 <= k <= MAX_K`` (an int) and ``target`` is a
+        gallery modality of the index or ``all``."""
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise DcinetError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+        if target != TARGET_ALL and target not in self.targets:
+            raise DcinetError(f"target modality must be one of {', '.join(self.targets)} or "
+                              f"{TARGET_ALL}, got {target!r}")
+
+    def search_vector(self, vector: np.ndarray, k: int = 10, target: str = TARGET_ALL,
+                      nprobe: int | None = None) -> list[Hit]:
+        """Index lookup alone: the ``k`` best gallery items of ``target`` (a modality or ``all``,
+        merged by score; ties: canonical modality order, then row) for a float ``(D,)`` vector."""
+        self.check_request(k, target)
+        if vector.shape != (self.index.info["dim"],):
+            raise DcinetError(f"query vector has shape {vector.shape}, the index holds "
+                              f"{self.index.info['dim']}-d vectors")
+        found = []
+        for modality in (self.targets if target == TARGET_ALL else [target]):
+            found += [(-score, MODALITIES.index(modality), row, modality)
+                      for score, row in self.index.lookup(vector, k, modality, nprobe)]
+        hits = []
+        for rank, (neg_score, _, row, modality) in enumerate(sorted(found)[:k], 1):
+            meta = self.index.metadata[modality][row]
+            hits.append(Hit(rank, -neg_score, modality, meta["label"], meta["class_name"], row,
+                            meta["path"], meta["text"]))
+        return hits
+
+    def search(self, query: QuerySource, modality: str, k: int = 10, target: str = TARGET_ALL,
+               name: str | None = None) -> list[Hit]:
+        """Embed a query of ``modality`` and return the ``k`` best items of ``target``.
+
+        Raises:
+            DcinetError: bad modality / target / k, empty text, undecodable media.
+        """
+        self.check_request(k, target)
+        return self.search_vector(self.embed_query(query, modality, name), k, target)
+
+    def search_image(self, image: str | Path | bytes, k: int = 10, target: str = TARGET_ALL) -> list[Hit]:
+        """:meth:`search` with an image file path or its bytes."""
+        return self.search(image, "image", k, target)
+
+    def search_audio(self, audio: str | Path | bytes, k: int = 10, target: str = TARGET_ALL) -> list[Hit]:
+        """:meth:`search` with an audio file (wav / flac / ogg or spectrogram picture) or its bytes."""
+        return self.search(audio, "audio", k, target)
+
+    def search_text(self, text: str, k: int = 10, target: str = TARGET_ALL) -> list[Hit]:
+        """:meth:`search` with a text description."""
+        return self.search(text, "text", k, target)

@@ -1,0 +1,105 @@
+// The search page: builds the form from /api/health, posts to /api/search, renders the results.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const form = $("search-form");
+
+function el(tag, attrs = {}, text = "") {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  if (text) node.textContent = text;
+  return node;
+}
+
+function kind() {
+  return form.querySelector("input[name=kind]:checked").value;
+}
+
+function showKind() {
+  for (const box of form.querySelectorAll(".query")) box.hidden = box.dataset.kind !== kind();
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+function preview(input, target) {
+  const file = input.files[0];
+  if (target.src) URL.revokeObjectURL(target.src);
+  target.hidden = !file;
+  if (file) target.src = URL.createObjectURL(file);
+}
+
+async function loadHealth() {
+  try {
+    const response = await fetch("/api/health");
+    const health = await response.json();
+    const counts = Object.entries(health.counts).map(([m, n]) => `${n} ${m}`).join(", ");
+    $("status").textContent = `${health.kind} index of ${health.feature} features: ${counts}; ` +
+      `${health.classes} classes; uploads up to ${health.max_upload_mb} MB.`;
+    for (const target of health.targets) $("target").append(el("option", { value: target }, target));
+    for (const radio of form.querySelectorAll("input[name=kind]")) {
+      radio.disabled = !health.query_modalities.includes(radio.value);
+    }
+  } catch (err) {
+    $("status").textContent = "the server did not answer /api/health";
+  }
+}
+
+function card(hit) {
+  const li = el("li", { class: "result", "data-modality": hit.modality });
+  const head = el("div", { class: "head" });
+  head.append(el("span", { class: "rank" }, `#${hit.rank}`), el("span", { class: "score" }, hit.score.toFixed(4)));
+  li.append(head);
+  if (hit.modality === "image" && hit.thumbnail) {
+    li.append(el("img", { src: hit.thumbnail, alt: hit.class_name, loading: "lazy" }));
+  } else if (hit.modality === "audio" && hit.thumbnail) {
+    li.append(el("img", { src: hit.thumbnail, alt: `spectrogram of a ${hit.class_name} call`, loading: "lazy" }));
+    if (!/\.(png|jpe?g)$/i.test(hit.path || "")) li.append(el("audio", { src: hit.media, controls: "", preload: "none" }));
+  } else if (hit.text !== null) {
+    li.append(el("p", { class: "snippet" }, hit.text));
+  }
+  li.append(el("span", { class: "cls" }, hit.class_name.replaceAll("_", " ")), el("span", { class: "badge" }, hit.modality));
+  return li;
+}
+
+async function search(event) {
+  event.preventDefault();
+  showError("");
+  const data = new FormData();
+  const k = kind();
+  if (k === "text") data.append("text", $("query-text").value);
+  else {
+    const file = $(`query-${k}`).files[0];
+    if (!file) return showError(`choose an ${k} file first`);
+    data.append(k, file, file.name);
+  }
+  data.append("modality", $("target").value);
+  data.append("k", $("k").value);
+  $("search-button").disabled = true;
+  $("summary").textContent = "searching…";
+  try {
+    const response = await fetch("/api/search", { method: "POST", body: data });
+    const body = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+    if (!response.ok) {
+      $("summary").textContent = "";
+      return showError(body.error || `the server answered ${response.status}`);
+    }
+    $("results").replaceChildren(...body.results.map(card));
+    $("summary").textContent = `${body.results.length} results for the ${body.query.modality} query ` +
+      `(${body.query.target === "all" ? "all modalities" : body.query.target}), best first`;
+  } catch (err) {
+    $("summary").textContent = "";
+    showError("the request failed; is the server still running?");
+  } finally {
+    $("search-button").disabled = false;
+  }
+}
+
+for (const radio of form.querySelectorAll("input[name=kind]")) radio.addEventListener("change", showKind);
+$("query-image").addEventListener("change", () => preview($("query-image"), $("image-preview")));
+$("query-audio").addEventListener("change", () => preview($("query-audio"), $("audio-preview")));
+form.addEventListener("submit", search);
+showKind();
+loadHealth();
