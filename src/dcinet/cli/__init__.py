@@ -13,7 +13,7 @@ import sys
 
 from dcinet.errors import USER_ERROR_EXIT, DcinetError
 
-VERB_MODULES = ("data", "train", "evaluate", "ablate", "demo")
+VERB_MODULES = ("data", "train", "evaluate", "ablate", "demo", "embed", "index", "search", "serve")
 """Modules of ``dcinet.cli`` that register verbs, in the order shown by ``--help``."""
 
 
