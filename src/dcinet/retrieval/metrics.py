@@ -39,7 +39,7 @@ from dcinet.errors import DcinetError
 SCORE_BLOCK = 128
 # At most this many buckets per query (fewer for a small gallery): fewer buckets put more items
 # into the exact search, more make bigger per-query tables.
-_MAX_BUCKETS = 4096
+_MAX_BUCKETS = 1024
 # Default scores per chunk; the cap keeps (query, key) pairs inside int64.
 _CHUNK_SCORES = 1 << 22
 _MAX_CHUNK_SCORES = 1 << 30
@@ -145,28 +145,28 @@ def _ordinals(scores: torch.Tensor, nonnegative: bool) -> torch.Tensor:
 
 
 def _refined_items(bucket: torch.Tensor, is_thr_bucket: torch.Tensor, bounds: list[int],
-                   n_buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per block: bucket counts of each gallery part, and the items in threshold buckets.
+                   width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per block: cumulative bucket counts of each gallery part, and the items to place exactly.
 
     Args:
         bucket: (nb, Ng, P) int32, query-local bucket ids ``c * width + bucket``.
-        is_thr_bucket: (nb, P * width) bool. bounds: part boundaries ``[0, ..., Ng]``.
+        is_thr_bucket: (nb, P * width) bool, the buckets that hold a threshold.
+        bounds: part boundaries ``[0, ..., Ng]``.
 
     Returns:
-        items (nb * P, parts, width) int64 counts; refined (M,) int64 flat indices into bucket.
+        (nb, parts, P, width) int64: items of the part in this or a lower bucket;
+        (M,) int64 flat indices into ``bucket`` of the items in threshold buckets.
     """
     nb, n_gallery, p = bucket.shape
-    width = n_buckets + 2
-    items = torch.empty(nb, len(bounds) - 1, p * width, dtype=torch.int64)
+    counts = torch.empty(nb, len(bounds) - 1, p * width, dtype=torch.int64)
     mask = torch.empty(n_gallery * p, dtype=torch.bool)
     refined = []
     for b in range(nb):
         for m, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            items[b, m] = torch.bincount(bucket[b, start:stop].reshape(-1), minlength=p * width)
+            counts[b, m] = torch.bincount(bucket[b, start:stop].reshape(-1), minlength=p * width)
         torch.index_select(is_thr_bucket[b], 0, bucket[b].view(-1), out=mask)
         refined.append(mask.nonzero().squeeze(1) + b * n_gallery * p)
-    items = items.view(nb, -1, p, width).transpose(1, 2).reshape(nb * p, -1, width)
-    return items, torch.cat(refined)
+    return counts.view(nb, -1, p, width).cumsum_(3), torch.cat(refined)
 
 
 def _chunk_average_precision(blocks: torch.Tensor, rel_cols: torch.Tensor, n_rel: torch.Tensor,
@@ -216,34 +216,47 @@ def _chunk_average_precision(blocks: torch.Tensor, rel_cols: torch.Tensor, n_rel
     bucket.clamp_(-1, n_buckets)
     bucket += (query % p * width + 1).to(torch.int32).view(per_query)
     thr_bucket = bucket.view(-1)[rel_flat].to(torch.int64)                      # (n, Rmax)
-    is_thr_bucket = torch.zeros(nb, p * width, dtype=torch.bool)
-    is_thr_bucket.view(-1)[(thr_bucket + (query // p * p * width)[:, None])[valid]] = True
-    items, idx = _refined_items(bucket, is_thr_bucket, bounds, n_buckets)
-    thr_bucket -= (query % p * width)[:, None]                                  # (n, Rmax) in [0, width)
+    # Per-bucket tables over the chunk: thresholds in the bucket, rank of its first threshold.
+    thr_table = (thr_bucket + (query // p * p * width)[:, None])[valid]
+    thr_count = torch.zeros(n * width, dtype=torch.int64).index_add_(
+        0, thr_table, torch.ones_like(thr_table))
+    first_rank = torch.zeros(n * width, dtype=torch.int64).scatter_reduce_(
+        0, thr_table, torch.arange(r_max).expand(n, r_max)[valid], "amin", include_self=False)
+    cumulative, idx = _refined_items(bucket, (thr_count > 0).view(nb, -1), bounds, width)
 
     # Per part, items in buckets above a threshold's bucket, minus those in threshold buckets
     # (counted exactly below): all of them rank above the threshold.
     n_parts = len(bounds) - 1
-    gather_at = thr_bucket[:, None, :].expand(n, n_parts, r_max)
-    above = (items.sum(2, keepdim=True) - items.cumsum(2)).gather(2, gather_at)  # (n, parts, Rmax)
+    part = torch.arange(n_parts)[None, :, None]
+    at = ((query // p)[:, None, None] * n_parts + part) * (p * width) + thr_bucket[:, None, :]
+    cumulative = cumulative.view(-1)
+    upto = cumulative[at]                                                       # (n, parts, Rmax)
+    below = torch.where(at % width > 0, cumulative[at - 1], 0)
+    above = cumulative[at - at % width + width - 1] - upto                      # total - up to it
+    in_bucket = upto - below
     first = valid & torch.cat([valid[:, :1], thr_bucket[:, 1:] != thr_bucket[:, :-1]], 1)
-    in_bucket = items.gather(2, gather_at)
     above -= (in_bucket * first[:, None, :]).cumsum(2) - in_bucket
 
-    # 2. items in a bucket that holds a threshold: exact rank among the thresholds by key.
-    block_gallery = idx >> (p.bit_length() - 1)                                # P: a power of 2
-    item_gallery = block_gallery % n_gallery
-    item_query = (block_gallery - item_gallery) // n_gallery * p + (idx & (p - 1))
-    item_keys = _rank_keys(ordinals.view(-1)[idx], item_gallery, n_gallery) + item_query * stride
+    # 2. items in a bucket that holds a threshold: exact rank among the thresholds by key. Most
+    # such buckets hold one threshold: compare with it; binary search in the others.
+    block, within = idx // (n_gallery * p), idx % (n_gallery * p)
+    item_gallery, item_query = within // p, block * p + within % p
+    item_keys = _rank_keys(ordinals.view(-1)[idx], item_gallery, n_gallery)
+    table = bucket.view(-1)[idx].to(torch.int64) + block * (p * width)
+    pos = first_rank[table]
+    later = item_keys > thr_keys.view(-1)[item_query * r_max + pos]
+    pos += later
+    more = (later & (thr_count[table] > 1)).nonzero().squeeze(1)
     row_keys = torch.cat([thr_keys, torch.full((n, 1), stride - 1)], 1) + query[:, None] * stride
-    pos = torch.searchsorted(row_keys.view(-1), item_keys) - item_query * (r_max + 1)
+    pos[more] = (torch.searchsorted(row_keys.view(-1), item_keys[more] + item_query[more] * stride)
+                 - item_query[more] * (r_max + 1))
     item_part = torch.bucketize(item_gallery, parts, right=True)
     exact = torch.zeros(n * n_parts * (r_max + 1), dtype=torch.int64)
     exact.index_add_(0, (item_query * n_parts + item_part) * (r_max + 1) + pos,
                      torch.ones_like(pos))
     # exact[r, m, i]: part-m items ranked between thresholds i - 1 and i, relevant ones included.
     above += exact.view(n, n_parts, r_max + 1)[:, :, :r_max].cumsum(2)
-    rel_in_part = (thr_part[:, None, :] == torch.arange(n_parts)[None, :, None]) & valid[:, None]
+    rel_in_part = (thr_part[:, None, :] == part) & valid[:, None]
     rank_in_part = rel_in_part.cumsum(2)                                        # relevant up to i
     above -= rank_in_part
 

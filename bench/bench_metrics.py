@@ -1,0 +1,173 @@
+"""Benchmark: the fast mAP of all nine directions against the naive per-query loop.
+
+Synthetic softmax-like features at PKU FG-XMedia test size (image 5,794, text 4,000, audio 6,000
+items, 200 classes, 200-d), seeded. Same features, same process:
+
+* fast: :func:`dcinet.retrieval.directions.evaluate_directions` (all nine directions);
+* naive: :func:`dcinet.retrieval.naive.average_precision_naive` once per direction (a stable
+  argsort per query and a Python scan over the ranking);
+* the max |difference| of every query's AP between the two (must be < 1e-9);
+* for scale: the float32 score products alone, and a stable torch sort of every score row;
+* peak memory (resident set) of the fast path.
+
+Run: ``python bench/bench_metrics.py [--quick] [--json FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dcinet.retrieval.directions import TABLE_ORDER, evaluate_directions
+from dcinet.retrieval.metrics import average_precision_parts, l2_normalize, score_blocks
+from dcinet.retrieval.naive import average_precision_naive
+
+PKU_SIZES = {"image": 5794, "text": 4000, "audio": 6000}
+# How peaked each modality's class evidence is (mAPs land near the paper's range).
+PEAK = {"image": 6.0, "text": 5.0, "audio": 7.0}
+
+
+def synthetic_features(sizes: dict[str, int], classes: int, dim: int, seed: int
+                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per modality: (N, dim) float32 softmax of (peak * one-hot(class) + 2 * noise), labels."""
+    rng = np.random.default_rng(seed)
+    feats, labels = {}, {}
+    for m, n in sizes.items():
+        lab = rng.permutation(np.arange(n) % classes)
+        logits = 2.0 * rng.standard_normal((n, dim))
+        logits[np.arange(n), lab % dim] += PEAK[m]
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        feats[m], labels[m] = (e / e.sum(1, keepdims=True)).astype(np.float32), lab
+    return feats, labels
+
+
+def _directions(modalities: list[str]) -> list[tuple[str, str | None]]:
+    present = [m for m in TABLE_ORDER if m in modalities]
+    return [(q, g) for q in present for g in present if q != g] + [(q, None) for q in present]
+
+
+def _gallery(feats, labels, gallery: str | None):
+    if gallery is not None:
+        return feats[gallery], labels[gallery]
+    order = [m for m in TABLE_ORDER if m in feats]
+    return np.concatenate([feats[m] for m in order]), np.concatenate([labels[m] for m in order])
+
+
+def _reset_peak_rss() -> bool:
+    try:  # Linux: "5" resets VmHWM, the peak resident set size
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_fast(feats, labels, repeats: int) -> tuple[list[float], dict, dict, float]:
+    """Times of evaluate_directions; per-query APs per direction; its mAPs; peak RSS (MiB)."""
+    times = []
+    peak_reset = _reset_peak_rss()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = evaluate_directions(feats, labels)
+        times.append(time.perf_counter() - start)
+    peak = _peak_rss_mib() if peak_reset else float("nan")
+    order = [m for m in TABLE_ORDER if m in feats]
+    per_query = {}
+    for q in order:
+        whole, parts = average_precision_parts(feats[q], labels[q],
+                                               [(feats[m], labels[m]) for m in order])
+        per_query[(q, None)] = whole
+        per_query.update({(q, g): ap for g, ap in zip(order, parts, strict=True) if g != q})
+    return times, per_query, result.directions, peak
+
+
+def time_naive(feats, labels) -> tuple[float, dict]:
+    per_query, start = {}, time.perf_counter()
+    for q, g in _directions(list(feats)):
+        per_query[(q, g)] = average_precision_naive(feats[q], labels[q], *_gallery(feats, labels, g))
+    return time.perf_counter() - start, per_query
+
+
+def time_products_and_sorts(feats, labels) -> tuple[float, float]:
+    """Seconds for the float32 score products alone, and for a stable sort of every row."""
+    mm = sort = 0.0
+    for q, g in _directions(list(feats)):
+        query, gallery = l2_normalize(feats[q]), l2_normalize(_gallery(feats, labels, g)[0])
+        for start in range(0, len(query), 512):
+            t0 = time.perf_counter()
+            blocks = score_blocks(query[start: start + 512], gallery)
+            mm += time.perf_counter() - t0
+            rows = blocks.transpose(1, 2).reshape(-1, gallery.shape[0]).neg_()  # one per query
+            t0 = time.perf_counter()
+            torch.sort(rows, dim=1, stable=True)
+            sort += time.perf_counter() - t0
+    return mm, sort
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a quarter of the items per modality")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--repeats", type=int, default=3, help="fast-path runs (best is quoted)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    sizes = {m: n // 4 for m, n in PKU_SIZES.items()} if args.quick else dict(PKU_SIZES)
+    classes = 50 if args.quick else 200
+    feats, labels = synthetic_features(sizes, classes, 200, args.seed)
+    load_before = os.getloadavg()
+    print(f"sizes {sizes}, {classes} classes, 200-d; torch threads {torch.get_num_threads()}, "
+          f"load average {load_before[0]:.2f}", flush=True)
+
+    fast_times, fast_ap, fast_maps, peak = time_fast(feats, labels, args.repeats)
+    fast = min(fast_times)
+    print(f"fast : {fast:7.2f} s (best of {args.repeats}: "
+          f"{', '.join(f'{t:.2f}' for t in fast_times)}), peak RSS {peak:.0f} MiB", flush=True)
+    naive, naive_ap = time_naive(feats, labels)
+    print(f"naive: {naive:7.2f} s   ratio {naive / fast:.1f}x", flush=True)
+    max_diff = max(float(np.abs(fast_ap[d] - naive_ap[d]).max()) for d in naive_ap)
+    map_diff = max(abs(fast_maps[name] - float(naive_ap[d].mean()))
+                   for name, d in zip(fast_maps, _directions(list(feats)), strict=True))
+    print(f"max |AP fast - AP naive| over all queries {max_diff:.2e}; over mAPs {map_diff:.2e}")
+    mm, sort = time_products_and_sorts(feats, labels)
+    print(f"float32 score products alone {mm:.2f} s; stable sort of every score row {sort:.2f} s")
+    print("mAP " + " ".join(f"{k} {v:.3f}" for k, v in fast_maps.items()))
+
+    figures = {
+        "sizes": sizes, "classes": classes, "dim": 200, "seed": args.seed, "quick": args.quick,
+        "fast_s": fast, "fast_runs_s": fast_times, "naive_s": naive, "ratio": naive / fast,
+        "max_abs_diff_ap": max_diff, "max_abs_diff_map": map_diff,
+        "score_products_s": mm, "bare_sort_s": sort, "peak_rss_mib_fast": peak,
+        "map": fast_maps, "torch_threads": torch.get_num_threads(),
+        "load_average": [load_before[0], os.getloadavg()[0]],
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if max_diff >= 1e-9:
+        print("FAIL: fast and naive AP differ by 1e-9 or more", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
