@@ -93,9 +93,10 @@ def test_bad_data_is_refused_or_skipped_and_returned(folder_tree, tmp_path):
 def test_train_modalities(folder_tree, media):
     media.png(folder_tree / "video/train/crow/clip/0.png")
     coll = read_folder(folder_tree)
-    assert train_modalities(coll, tiny_cfg()) == ["image", "audio", "text"]  # video cannot be loaded
+    assert train_modalities(coll, tiny_cfg()) == ["image", "audio", "text", "video"]
     assert train_modalities(coll, tiny_cfg(modalities=["text", "image"])) == ["image", "text"]
-    with pytest.raises(DcinetError, match="'video' cannot be loaded"):
-        train_modalities(coll, tiny_cfg(modalities=["video", "image"]))
+    assert train_modalities(coll, tiny_cfg(modalities=["video", "image"])) == ["image", "video"]
+    with pytest.raises(DcinetError, match="'smell' cannot be loaded"):
+        train_modalities(coll, tiny_cfg(modalities=["smell"]))
     with pytest.raises(DcinetError, match="no 'audio' samples"):
         train_modalities(read_folder(folder_tree, modalities=["image", "text"]), tiny_cfg(modalities=["audio"]))

@@ -33,12 +33,12 @@ def test_each_modality_uses_the_config_sizes(folder_tree, tmp_path):
     assert list((tmp_path / "cache" / "spectrograms").glob("*.npy"))
 
 
-def test_inline_text_and_unsupported_video(tmp_path):
+def test_inline_text_and_unknown_modality(tmp_path):
     loader = SampleLoader(CFG, cache_dir=tmp_path)
     inline = loader.load(Sample("text", "test", 0, "crow", path=None, text="A red Crown"))
     assert torch.equal(inline, encode_text("a red crown", 32))
-    with pytest.raises(DcinetError, match="video samples are not supported"):
-        loader.load(Sample("video", "train", 0, "crow", tmp_path / "clip"))
+    with pytest.raises(DcinetError, match="unknown modality 'smell'"):
+        loader.load(Sample("smell", "train", 0, "crow", tmp_path / "x"))
 
 
 def test_decode_error_names_file_and_list_line(tmp_path):

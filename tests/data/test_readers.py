@@ -162,15 +162,8 @@ def test_fgxmedia_bad_entries_raise_or_are_collected(tmp_path):
     assert len(coll.select(split="train", modality="image")) == 2
 
 
-def test_fgxmedia_real_lists_parse_against_placeholder_tree(tmp_path, shared_data):
-    lists = shared_data / "fgxmedia-lists"
-    root = tmp_path / "fgx"
-    for list_file in lists.glob("*/[tr]*.txt"):
-        if list_file.name == "testlabel.txt":
-            continue
-        for entry in parse_list_file(list_file):
-            (root / entry.rel_path).parent.mkdir(parents=True, exist_ok=True)
-            (root / entry.rel_path).touch()
+def test_fgxmedia_real_lists_parse_against_placeholder_tree(fgx_placeholder_tree):
+    root, lists = fgx_placeholder_tree
     coll = read_fgxmedia(root, lists_dir=lists)
     assert coll.counts() == Counter({("image", "train"): 5994, ("image", "test"): 5794,
                                      ("audio", "train"): 6000, ("audio", "test"): 6000,

@@ -1,4 +1,5 @@
-"""``dcinet data check`` (counts and every problem of a dataset) and ``dcinet data synth``."""
+"""``dcinet data check`` (counts and every problem of a dataset), ``dcinet data prepare-fgxmedia``
+(a PKU FG-XMedia copy against its list files) and ``dcinet data synth``."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from dcinet.errors import USER_ERROR_EXIT
+from dcinet.errors import USER_ERROR_EXIT, DcinetError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``data`` verb with its ``check`` and ``synth`` sub-commands."""
+    """Add the ``data`` verb with its ``check``, ``prepare-fgxmedia`` and ``synth`` sub-commands."""
     parser = subparsers.add_parser("data", help="check a dataset or generate the built-in one")
     sub = parser.add_subparsers(dest="data_verb", metavar="ACTION")
     sub.required = True
@@ -34,6 +35,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="skip reading file contents (no decoding, no duplicate-content check)")
     check.set_defaults(func=_check)
 
+    prepare = sub.add_parser(
+        "prepare-fgxmedia", help="compare a PKU FG-XMedia copy with its list files; render spectrograms",
+        description="Report, per modality and class, the listed files that are missing and the files "
+                    "present but not listed. Exit status: 0 when every listed file is present (extra "
+                    "files are reported but allowed), 2 otherwise.")
+    prepare.add_argument("root", type=Path, help="dataset root (list paths are relative to it)")
+    prepare.add_argument("--lists", type=Path, default=None, metavar="DIR",
+                         help="folder holding <modality>/{train,test}.txt (default ROOT/list)")
+    prepare.add_argument("--convert-audio", action="store_true",
+                         help="render missing listed spectrogram pictures from raw audio files with the "
+                              "same stem (.wav/.flac/.ogg/.mp3 anywhere under ROOT/audio)")
+    prepare.add_argument("--size", type=int, default=448, metavar="PX",
+                         help="side of the rendered spectrogram pictures (default 448, the paper's input)")
+    prepare.add_argument("--show", type=int, default=20, metavar="N",
+                         help="paths listed per modality for missing and for extra files (default 20, 0 = all)")
+    prepare.set_defaults(func=_prepare_fgxmedia)
+
     synth = sub.add_parser("synth", help="generate the built-in fine-grained tri-modal dataset")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
     synth.add_argument("--classes", type=int, default=20, help="number of classes (default 20)")
@@ -51,6 +69,17 @@ def _check(args: argparse.Namespace) -> int:
     report = check_root(args.root, args.format, cfg, decode=not args.no_decode, progress=sys.stderr.isatty(),
                         **{key: value for key, value in options.items() if value is not None})
     print(report.format_report())
+    return 0 if report.ok else USER_ERROR_EXIT
+
+
+def _prepare_fgxmedia(args: argparse.Namespace) -> int:
+    from dcinet.data.fgxmedia import prepare_fgxmedia
+
+    if args.size <= 0 or args.show < 0:
+        raise DcinetError("--size must be positive and --show must not be negative")
+    report = prepare_fgxmedia(args.root, args.lists, convert_audio=args.convert_audio, size=args.size,
+                              progress=sys.stderr.isatty())
+    print(report.format_report(show=args.show))
     return 0 if report.ok else USER_ERROR_EXIT
 
 

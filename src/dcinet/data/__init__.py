@@ -5,9 +5,10 @@ imported on first use so that ``import dcinet.data.records`` stays free of torch
 
 - records: :class:`Sample`, :class:`Collection` (one record type for every format)
 - readers: :func:`read_collection` (``folder`` / ``fgxmedia`` / ``cub``)
-- image / audio / text: pure encodings (file -> tensor)
+- image / audio / text / video: pure encodings (file or clip folder -> tensor)
 - loading: :class:`SampleLoader` (sample -> tensor with a config's sizes)
 - check: :func:`check_collection`, :func:`check_root` (``dcinet data check``)
+- fgxmedia: :func:`prepare_fgxmedia` (``dcinet data prepare-fgxmedia``)
 - sampler, dataset: :class:`MultiModalBatchSampler`, :func:`build_train_loader`
 """
 
@@ -20,11 +21,14 @@ _EXPORTS = {
     "Problem": "problems", "DecodeError": "problems",
     "read_collection": "readers", "read_folder": "readers", "read_fgxmedia": "readers",
     "read_cub": "readers", "parse_list_file": "readers", "ListEntry": "readers",
+    "read_fgxmedia_lists": "readers",
     "load_image": "image", "load_audio": "audio", "read_audio": "audio",
-    "spectrogram_db": "audio", "spectrogram_image": "audio",
+    "spectrogram_db": "audio", "spectrogram_image": "audio", "spectrogram_grey": "audio",
+    "list_frames": "video", "spaced_frames": "video", "load_video_frames": "video",
     "encode_text": "text", "normalize_text": "text", "read_text": "text", "VOCAB_SIZE": "text",
     "SampleLoader": "loading",
     "CheckReport": "check", "check_collection": "check", "check_root": "check",
+    "prepare_fgxmedia": "fgxmedia", "PrepareReport": "fgxmedia",
     "MultiModalBatchSampler": "sampler",
     "SampleDataset": "dataset", "collate_by_modality": "dataset", "build_train_loader": "dataset",
 }

@@ -33,6 +33,8 @@ from dcinet.errors import DcinetError
 PICTURE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 TOP_DB = 80.0
 """Dynamic range kept below the loudest bin, in dB."""
+MIN_SAMPLE_RATE = 1000
+"""Lower sample rates are refused: a damaged header, and resampling up from them would explode."""
 _CACHE_VERSION = "dcinet-spectrogram-v1"
 _PICTURE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
@@ -59,6 +61,21 @@ def _read_bytes(path: Path | str) -> bytes:
         raise DecodeError(str(path), "bad_audio", f"cannot read audio file ({exc.strerror or exc})") from None
 
 
+class _SeekGuard(io.BytesIO):
+    """Bytes for soundfile whose seeks before the start fail by staying put instead of raising.
+
+    soundfile calls ``seek`` from a C callback, where an exception cannot propagate: it is
+    printed as "Exception ignored" and libsndfile goes on. Here the position is kept, which
+    libsndfile sees as a failed seek, and the decode fails with a normal soundfile error.
+    """
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: len(self.getbuffer())}[whence]
+        if base + offset < 0:
+            return self.tell()
+        return super().seek(offset, whence)
+
+
 def read_audio(src: Path | str | bytes, name: str | None = None) -> tuple[np.ndarray, int]:
     """Decode an audio file (or its bytes) to a mono waveform.
 
@@ -66,19 +83,22 @@ def read_audio(src: Path | str | bytes, name: str | None = None) -> tuple[np.nda
         ``(wave, sample_rate)``: float32 array ``(samples,)`` in [-1, 1], rate in Hz.
 
     Raises:
-        DecodeError: naming the file when it is missing, undecodable, empty or not finite.
+        DecodeError: naming the file when it is missing, undecodable, empty, not finite or has a
+        sample rate below :data:`MIN_SAMPLE_RATE`.
     """
     name = name or (str(src) if not isinstance(src, bytes) else "<audio bytes>")
     data = src if isinstance(src, bytes) else _read_bytes(src)
     if not data:
         raise DecodeError(name, "bad_audio", "zero-length audio file (0 bytes)")
     try:
-        wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        wave, rate = sf.read(_SeekGuard(data), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
         reason = getattr(exc, "error_string", None) or str(exc)
         raise DecodeError(name, "bad_audio", f"cannot decode audio ({reason})") from None
     if wave.shape[0] == 0:
         raise DecodeError(name, "bad_audio", "zero-length audio (no samples)")
+    if rate < MIN_SAMPLE_RATE:
+        raise DecodeError(name, "bad_audio", f"implausible sample rate {rate} Hz (below {MIN_SAMPLE_RATE} Hz)")
     wave = wave.mean(axis=1, dtype=np.float32)
     if not np.isfinite(wave).all():
         raise DecodeError(name, "bad_audio", "audio contains NaN or infinite samples")
@@ -118,18 +138,26 @@ def spectrogram_db(wave: np.ndarray, sr: int, sample_rate: int, n_fft: int, hop_
     return torch.clamp(db, min=-TOP_DB).numpy().astype(np.float32)
 
 
-def spectrogram_image(db: np.ndarray, img_size: int) -> torch.Tensor:
-    """Render a dB spectrogram ``(freq, frames)`` as a normalised image ``(3, img_size, img_size)``.
+def spectrogram_grey(db: np.ndarray, img_size: int) -> torch.Tensor:
+    """Render a dB spectrogram ``(freq, frames)`` as a grey picture ``(img_size, img_size)``.
 
     ``[-TOP_DB, 0]`` dB maps linearly to [0, 1]; the frequency axis is flipped so low frequencies
-    are at the bottom; bilinear (antialiased) resize; the grey level is repeated on 3 channels,
-    then ImageNet-normalised like images. Returns float32.
+    are at the bottom; bilinear (antialiased) resize. Returns float32 in [0, 1].
     """
     grey = torch.from_numpy(np.clip((np.asarray(db, dtype=np.float32) + TOP_DB) / TOP_DB, 0.0, 1.0))
     grey = grey.flip(0)[None, None]
     grey = F.interpolate(grey, size=(img_size, img_size), mode="bilinear", align_corners=False,
                          antialias=True).clamp(0.0, 1.0)
-    return normalize(grey[0].expand(3, -1, -1).contiguous())
+    return grey[0, 0]
+
+
+def spectrogram_image(db: np.ndarray, img_size: int) -> torch.Tensor:
+    """:func:`spectrogram_grey` repeated on 3 channels and ImageNet-normalised like images.
+
+    Returns:
+        float32 ``(3, img_size, img_size)``.
+    """
+    return normalize(spectrogram_grey(db, img_size).expand(3, -1, -1).contiguous())
 
 
 def _cache_key(data: bytes, sample_rate: int, n_fft: int, hop_length: int) -> str:

@@ -3,7 +3,8 @@
 :func:`check_root` reads a dataset collecting reader problems (malformed list lines, missing files,
 labels out of range, unexpected folders), then :func:`check_collection` adds what needs the whole
 collection or the file contents: files that do not decode (PIL full load for images and
-spectrogram pictures, a full soundfile read for audio, strict UTF-8 for text), paths listed twice,
+spectrogram pictures, a full soundfile read for audio, strict UTF-8 for text, every frame of a
+video clip), paths listed twice,
 byte-identical files within a modality, and classes present in one modality only.
 ``dcinet data check`` prints :meth:`CheckReport.format_report`; the training loader refuses data
 with problems using the same wording (:func:`~dcinet.data.problems.format_problems`).
@@ -26,6 +27,7 @@ from dcinet.data.problems import DecodeError, Problem, format_problems
 from dcinet.data.readers import read_collection
 from dcinet.data.records import MODALITIES, SPLITS, Collection, Sample
 from dcinet.data.text import decode_text
+from dcinet.data.video import list_frames
 
 _DECODE_THREADS = 4
 
@@ -128,10 +130,17 @@ def _decode_all(samples: list[Sample], problems: list[Problem], bad: set[int], p
     digests = []
     for position, sample, (digest, error) in zip(positions, samples, results, strict=True):
         if error is not None:
-            problems.append(Problem(error.kind, sample.path, sample.source, error.reason))
+            problems.append(Problem(error.kind, _at_fault(sample, error), sample.source, error.reason))
             bad.add(position)
         digests.append(digest)
     return digests
+
+
+def _at_fault(sample: Sample, error: DecodeError) -> Path | None:
+    """The file to name: the sample's path, or the frame / entry inside a video clip folder."""
+    if sample.modality == "video" and sample.path is not None and error.name != str(sample.path):
+        return Path(error.name)
+    return sample.path
 
 
 def _decode_one(sample: Sample) -> tuple[str | None, DecodeError | None]:
@@ -163,14 +172,15 @@ def _decode_one(sample: Sample) -> tuple[str | None, DecodeError | None]:
 
 
 def _check_video(path: Path) -> None:
-    """A video sample is a non-empty file or a folder holding at least one visible file."""
-    if not path.exists():
-        raise DecodeError(str(path), "missing_file", "file does not exist")
-    if path.is_dir():
-        if not any(p.is_file() and not p.name.startswith(".") for p in path.iterdir()):
-            raise DecodeError(str(path), "bad_video", "frame folder is empty")
-    elif path.stat().st_size == 0:
-        raise DecodeError(str(path), "bad_video", "video file is empty")
+    """A video sample is a frame image, or a folder of frame images only, each of which decodes.
+
+    A frame that does not decode is reported with the frame's path and kind ``bad_video``.
+    """
+    for frame in list_frames(path, strict=True):
+        try:
+            open_image(frame)
+        except DecodeError as exc:
+            raise DecodeError(exc.name, "bad_video", f"unreadable frame: {exc.reason}") from None
 
 
 def _duplicate_files(samples: list[Sample], positions: list[int], digests: list[str | None],

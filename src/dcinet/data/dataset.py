@@ -24,18 +24,29 @@ Item = tuple[torch.Tensor, int, int]
 
 
 class SampleDataset(Dataset):
-    """Map-style dataset: ``dataset[i] = (loader.load(samples[i]), samples[i].label, i)``."""
+    """Map-style dataset: ``dataset[i] = (loader.load(samples[i]), samples[i].label, i)``.
 
-    def __init__(self, samples: Sequence[Sample], loader: SampleLoader) -> None:
+    A video sample yields one frame. With a ``sampler`` (training) the frame is drawn from
+    ``(sampler.seed, sampler.epoch, i)``, so it changes every epoch and is the same on every run
+    and every DataLoader worker (workers copy the dataset, with the sampler's epoch, when an epoch's
+    iteration starts, i.e. after ``set_epoch``). Without one (evaluation) it is the middle frame.
+    """
+
+    def __init__(self, samples: Sequence[Sample], loader: SampleLoader,
+                 sampler: MultiModalBatchSampler | None = None) -> None:
         self.samples = list(samples)
         self.loader = loader
+        self.sampler = sampler
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> Item:
         sample = self.samples[index]
-        return self.loader.load(sample), sample.label, index
+        key = None
+        if sample.modality == "video" and self.sampler is not None:
+            key = (self.sampler.seed, self.sampler.epoch, index)
+        return self.loader.load(sample, frame_key=key), sample.label, index
 
 
 def collate_by_modality(items: Sequence[Item], modalities: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
@@ -47,7 +58,7 @@ def collate_by_modality(items: Sequence[Item], modalities: Sequence[str]) -> dic
 
     Returns:
         ``{"inputs": {m: x}, "labels": {m: y}, "index": {m: i}}`` with keys in canonical order;
-        ``x`` is float32 ``(b, 3, H, W)`` for image / audio and int64 ``(b, L)`` for text, ``y`` and
+        ``x`` is float32 ``(b, 3, H, W)`` for image / audio / video and int64 ``(b, L)`` for text, ``y`` and
         ``i`` are int64 ``(b,)``.
     """
     if not modalities or len(items) % len(modalities):
@@ -78,7 +89,7 @@ def train_modalities(collection: Collection, cfg: Config) -> list[str]:
     """``cfg.modalities`` in canonical order, or every loadable modality the collection has.
 
     Raises:
-        DcinetError: for a modality the collection lacks or the loader cannot load (video).
+        DcinetError: for a modality the collection lacks or the loader cannot load.
     """
     if cfg.modalities is None:
         return [m for m in collection.modalities if m in LOADABLE_MODALITIES]
@@ -105,7 +116,8 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
 
     Batches come from :class:`MultiModalBatchSampler` (``cfg.batch_per_modality``, ``cfg.sampler``,
     ``cfg.samples_per_class``, ``cfg.seed``); call ``loader.batch_sampler.set_epoch(epoch)`` before
-    each epoch. Each batch is :func:`collate_by_modality`'s dict.
+    each epoch (it also selects each video clip's training frame). Each batch is
+    :func:`collate_by_modality`'s dict.
 
     Returns:
         ``(loader, skipped problems)`` (the list is empty when the data is clean).
@@ -127,7 +139,7 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
                                      class_aware=cfg.sampler == "class_aware",
                                      samples_per_class=cfg.samples_per_class, rank=rank,
                                      world_size=world_size)
-    loader = DataLoader(SampleDataset(kept, SampleLoader(cfg, cache_dir)), batch_sampler=sampler,
+    loader = DataLoader(SampleDataset(kept, SampleLoader(cfg, cache_dir), sampler), batch_sampler=sampler,
                         collate_fn=partial(collate_by_modality, modalities=sampler.modalities),
                         num_workers=cfg.num_workers, persistent_workers=False,
                         worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(cfg.seed + rank),

@@ -8,6 +8,7 @@ and recorded, without it the first one raises :class:`~dcinet.errors.DcinetError
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -19,7 +20,13 @@ from dcinet.data.records import MODALITIES, SPLITS, Collection, Sample
 from dcinet.errors import DcinetError
 
 FORMATS: tuple[str, ...] = ("folder", "fgxmedia", "cub")
+FRAME_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+"""Suffixes of video frame images (a clip is a folder of them, or one of them)."""
+MAX_INFERRED_CLASSES = 100_000
+"""Without an explicit class count, labels from this value up are reported out of range."""
 _CLASS_PREFIX = re.compile(r"^\d+\.")
+_LABEL = re.compile(r"[+-]?[0-9]{1,18}")
+"""An integer label or id: ASCII digits only, small enough for int64 and ``int()``."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,7 @@ def strip_class_prefix(name: str) -> str:
 
 
 def _require_root(root: Path) -> None:
-    if not root.is_dir():
+    if not os.path.isdir(root):
         raise DcinetError(f"dataset root not found or not a folder: {root}")
 
 
@@ -116,13 +123,17 @@ def _walk_modality(mod_dir: Path, modality: str,
 def parse_list_file(path: Path | str, problems: list[Problem] | None = None) -> list[ListEntry]:
     """Parse ``<relative path> <label>`` lines (CRLF and blank lines tolerated; path may hold spaces).
 
-    A line without a path and an integer label is a ``malformed_line`` problem naming ``path:line``.
+    A line without a path and an integer label (ASCII digits, at most 18 of them), or whose path
+    is absolute, climbs out with ``..`` or holds a NUL character, is a ``malformed_line`` problem
+    naming ``path:line``.
     """
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise DcinetError(f"list file not found: {path}") from None
+    except OSError as exc:
+        raise DcinetError(f"cannot read list file {path} ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise DcinetError(f"list file {path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     entries = []
@@ -131,12 +142,69 @@ def parse_list_file(path: Path | str, problems: list[Problem] | None = None) -> 
         if not line:
             continue
         parts = line.rsplit(None, 1)
-        if len(parts) != 2 or not re.fullmatch(r"[+-]?\d+", parts[1]):
-            report(problems, Problem("malformed_line", path, f"{path}:{line_no}",
-                                     f"expected '<relative path> <integer label>', got {line!r}"))
+        if len(parts) != 2 or not _LABEL.fullmatch(parts[1]):
+            why = f"expected '<relative path> <integer label>', got {_shorten(line)}"
+        else:
+            why = _unsafe_path(parts[0])
+        if why:
+            report(problems, Problem("malformed_line", path, f"{path}:{line_no}", why))
             continue
         entries.append(ListEntry(parts[0], int(parts[1]), line_no))
     return entries
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    """``repr(text)``, cut to about ``limit`` characters for messages."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _unsafe_path(rel_path: str) -> str:
+    """Why a listed path cannot be used under the dataset root, or ``""`` when it can."""
+    if "\x00" in rel_path:
+        return f"path {_shorten(rel_path)} holds a NUL character"
+    parts = rel_path.replace("\\", "/").split("/")
+    if rel_path.startswith(("/", "\\")) or ".." in parts:
+        return f"path {_shorten(rel_path)} must be relative to the dataset root, without '..'"
+    return ""
+
+
+FgxRow = tuple[str, str, ListEntry, str]
+"""One usable list line: ``(modality, split, entry, source)``, source = ``list/image/train.txt:12``."""
+
+
+def read_fgxmedia_lists(root: Path | str, lists_dir: Path | str | None = None,
+                        modalities: list[str] | None = None, num_classes: int | None = None,
+                        problems: list[Problem] | None = None) -> tuple[list[FgxRow], list[str]]:
+    """The usable lines of the FG-XMedia lists and the class names, without looking at media files.
+
+    Reads ``<lists_dir>/<modality>/{train,test}.txt`` (default ``ROOT/list``); malformed lines,
+    labels out of ``0..num_classes-1`` and label conflicts within a folder are problems (see
+    :func:`read_fgxmedia`) and their lines are left out. ``num_classes`` defaults to the largest
+    label below :data:`MAX_INFERRED_CLASSES` plus one.
+
+    Returns:
+        ``(rows, classes)``: rows in modality, split, line order; ``classes[label]`` = name.
+    """
+    root = Path(root)
+    _require_root(root)
+    lists = Path(lists_dir) if lists_dir is not None else root / "list"
+    if not os.path.isdir(lists):
+        raise DcinetError(f"FG-XMedia list folder not found: {lists}")
+    found = [m for m in MODALITIES if any(os.path.isfile(lists / m / f"{s}.txt") for s in SPLITS)]
+    chosen = _pick_modalities(found, modalities, lists)
+    rows: list[FgxRow] = []
+    for modality in chosen:
+        for split in SPLITS:
+            list_path = lists / modality / f"{split}.txt"
+            if os.path.isfile(list_path):
+                shown = _shown(list_path, root)
+                rows += [(modality, split, e, f"{shown}:{e.line_no}")
+                         for e in parse_list_file(list_path, problems)]
+    if num_classes is None:
+        num_classes = max((e.label for _, _, e, _ in rows if e.label < MAX_INFERRED_CLASSES), default=-1) + 1
+    rows = [r for r in rows if _label_ok(r, root, num_classes, problems)]
+    rows = _drop_label_conflicts(rows, root, problems)
+    return rows, _fgx_class_names(rows, num_classes)
 
 
 def read_fgxmedia(root: Path | str, modalities: list[str] | None = None, lists_dir: Path | str | None = None,
@@ -144,36 +212,19 @@ def read_fgxmedia(root: Path | str, modalities: list[str] | None = None, lists_d
     """Read PKU FG-XMedia lists ``<lists_dir>/<modality>/{train,test}.txt`` (default ``ROOT/list``).
 
     Paths are relative to ``root``; labels are 0-based and must lie in ``0..num_classes-1``
-    (default: the largest label + 1). A class's name is its folder name with a leading ``NNN.``
+    (default: the largest label below :data:`MAX_INFERRED_CLASSES` + 1). A class's name is its folder name with a leading ``NNN.``
     stripped, taken from the first modality (canonical order) that lists it; the real lists spell a
     few names differently per modality (``Gray_Catbird`` / ``Grey_Catbird``), labels decide. Within a
     modality, entries of one folder carrying different labels are ``label_out_of_range`` problems
-    (the minority label is reported). Missing files are ``missing_file`` problems.
+    (the minority label is reported). Missing files are ``missing_file`` problems. A video line
+    names a clip folder of frames or one frame image.
     """
     root = Path(root)
-    _require_root(root)
-    lists = Path(lists_dir) if lists_dir is not None else root / "list"
-    if not lists.is_dir():
-        raise DcinetError(f"FG-XMedia list folder not found: {lists}")
-    found = [m for m in MODALITIES if any((lists / m / f"{s}.txt").is_file() for s in SPLITS)]
-    chosen = _pick_modalities(found, modalities, lists)
-    rows: list[tuple[str, str, ListEntry, str]] = []  # modality, split, entry, source
-    for modality in chosen:
-        for split in SPLITS:
-            list_path = lists / modality / f"{split}.txt"
-            if list_path.is_file():
-                shown = _shown(list_path, root)
-                rows += [(modality, split, e, f"{shown}:{e.line_no}")
-                         for e in parse_list_file(list_path, problems)]
-    if num_classes is None:
-        num_classes = max((e.label for _, _, e, _ in rows), default=-1) + 1
-    rows = [r for r in rows if _label_ok(r, root, num_classes, problems)]
-    rows = _drop_label_conflicts(rows, root, problems)
-    names = _fgx_class_names(rows, num_classes)
+    rows, names = read_fgxmedia_lists(root, lists_dir, modalities, num_classes, problems)
     samples = []
     for modality, split, entry, source in rows:
         path = root / entry.rel_path
-        if not path.exists():
+        if not os.path.exists(path):  # False, not OSError, for names too long
             report(problems, Problem("missing_file", path, source, "listed file does not exist"))
             continue
         samples.append(Sample(modality, split, entry.label, names[entry.label], path, source=source))
@@ -188,7 +239,7 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _label_ok(row: tuple[str, str, ListEntry, str], root: Path, num_classes: int,
+def _label_ok(row: FgxRow, root: Path, num_classes: int,
               problems: list[Problem] | None) -> bool:
     entry, source = row[2], row[3]
     if 0 <= entry.label < num_classes:
@@ -198,21 +249,23 @@ def _label_ok(row: tuple[str, str, ListEntry, str], root: Path, num_classes: int
     return False
 
 
-def _folder_of(rel_path: str) -> str:
+def _class_folder(modality: str, rel_path: str) -> str:
+    """The class folder's name of a listed path: its parent's, or for a video frame (an image
+    inside a clip folder) its grandparent's."""
     parts = rel_path.replace("\\", "/").split("/")
-    return parts[-2] if len(parts) >= 2 else ""
+    depth = 3 if modality == "video" and Path(rel_path).suffix.lower() in FRAME_SUFFIXES else 2
+    return parts[-depth] if len(parts) >= depth else ""
 
 
-def _drop_label_conflicts(rows: list[tuple[str, str, ListEntry, str]], root: Path,
-                          problems: list[Problem] | None) -> list[tuple[str, str, ListEntry, str]]:
+def _drop_label_conflicts(rows: list[FgxRow], root: Path, problems: list[Problem] | None) -> list[FgxRow]:
     """Report and drop entries whose label differs from the majority label of their folder."""
     votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for modality, _, entry, _ in rows:
-        votes[modality, _folder_of(entry.rel_path)][entry.label] += 1
+        votes[modality, _class_folder(modality, entry.rel_path)][entry.label] += 1
     kept = []
     for row in rows:
         modality, _, entry, source = row
-        counter = votes[modality, _folder_of(entry.rel_path)]
+        counter = votes[modality, _class_folder(modality, entry.rel_path)]
         majority = min(counter, key=lambda lab: (-counter[lab], lab))
         if entry.label == majority:
             kept.append(row)
@@ -223,11 +276,11 @@ def _drop_label_conflicts(rows: list[tuple[str, str, ListEntry, str]], root: Pat
     return kept
 
 
-def _fgx_class_names(rows: list[tuple[str, str, ListEntry, str]], num_classes: int) -> list[str]:
+def _fgx_class_names(rows: list[FgxRow], num_classes: int) -> list[str]:
     """Name of each label: most frequent folder name in the first modality listing it."""
     votes: dict[int, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for modality, _, entry, _ in rows:
-        votes[entry.label][modality][strip_class_prefix(_folder_of(entry.rel_path))] += 1
+        votes[entry.label][modality][strip_class_prefix(_class_folder(modality, entry.rel_path))] += 1
     names = []
     for label in range(num_classes):
         by_modality = votes.get(label)
@@ -257,9 +310,10 @@ def _read_id_table(path: Path, problems: list[Problem] | None) -> dict[int, tupl
         if not line:
             continue
         source = f"{path.name}:{line_no}"
-        match = re.fullmatch(r"([+-]?\d+)\s*(?:,\s*|\s+)(\S.*)", line)
+        match = re.fullmatch(r"([+-]?[0-9]{1,18})\s*(?:,\s*|\s+)(\S.*)", line)
         if match is None:
-            report(problems, Problem("malformed_line", path, source, f"expected '<id> <value>', got {line!r}"))
+            report(problems, Problem("malformed_line", path, source,
+                                     f"expected '<integer id> <value>', got {_shorten(line)}"))
         elif int(match[1]) in table:
             report(problems, Problem("malformed_line", path, source,
                                      f"id {match[1]} already given at {table[int(match[1])][1]}"))
@@ -289,6 +343,10 @@ def read_cub(root: Path | str, modalities: list[str] | None = None, problems: li
     samples = []
     for image_id, (rel_path, source) in images.items():
         path = root / "images" / rel_path
+        unsafe = _unsafe_path(rel_path)
+        if unsafe:
+            report(problems, Problem("malformed_line", root / "images.txt", source, unsafe))
+            continue
         sample = _cub_sample(image_id, path, source, labels, splits, label_of, classes, problems, str(train_flag))
         if sample is not None:
             samples.append(sample)
@@ -303,15 +361,15 @@ def _cub_sample(image_id: int, path: Path, source: str, labels: dict, splits: di
         report(problems, Problem("malformed_line", path, source, f"image id {image_id} has no line in {missing}"))
         return None
     class_id, label_source = labels[image_id]
-    if not re.fullmatch(r"[+-]?\d+", class_id) or int(class_id) not in label_of:
+    if not _LABEL.fullmatch(class_id) or int(class_id) not in label_of:
         report(problems, Problem("label_out_of_range", path, label_source,
-                                 f"class id {class_id!r} is not in classes.txt"))
+                                 f"class id {_shorten(class_id)} is not in classes.txt"))
         return None
     flag, split_source = splits[image_id]
     if flag not in ("0", "1"):
-        report(problems, Problem("malformed_line", path, split_source, f"split flag must be 0 or 1, got {flag!r}"))
+        report(problems, Problem("malformed_line", path, split_source, f"split flag must be 0 or 1, got {_shorten(flag)}"))
         return None
-    if not path.is_file():
+    if not os.path.isfile(path):
         report(problems, Problem("missing_file", path, source, "listed image does not exist"))
         return None
     label = label_of[int(class_id)]
