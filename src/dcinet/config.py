@@ -47,6 +47,7 @@ class Config:
     sample_rate: int = 16000  # audio is resampled to this rate before the STFT
     n_fft: int = 512
     hop_length: int = 128
+    video_frames: int = 8  # test time: logits averaged over up to this many evenly spaced frames
     # --- CMSI: timm Mixup settings (§4.2) ---
     mixup_alpha: float = 0.8
     cutmix_alpha: float = 1.0
@@ -95,7 +96,8 @@ class Config:
         if not 1 <= self.layer <= 4:
             raise DcinetError(f"config key 'layer' must be 1..4, got {self.layer}")
         for key in ("img_size", "resize", "text_len", "batch_per_modality", "epochs",
-                    "samples_per_class", "sample_rate", "n_fft", "hop_length", "text_channels"):
+                    "samples_per_class", "sample_rate", "n_fft", "hop_length", "text_channels",
+                    "video_frames"):
             if getattr(self, key) <= 0:
                 raise DcinetError(f"config key '{key}' must be positive, got {getattr(self, key)}")
         if self.resize < self.img_size:

@@ -51,19 +51,29 @@ def extract_features(trained: TrainedModel, samples: list[Sample], feature: str 
         subset = [s for s in samples if s.modality == modality]
         if not subset:
             continue
-        loader = DataLoader(SampleDataset(subset, loader_fn), batch_size=batch_size,
-                            shuffle=False, num_workers=num_workers)
-        chunks = []
-        for i, (x, _, _) in enumerate(loader):
-            chunks.append(model.encode(x.to(device), modality, feature=feature).float().cpu())
-            if progress:
-                print(f"\r  {modality}: {min((i + 1) * batch_size, len(subset))}/{len(subset)}",
-                      end="", file=sys.stderr, flush=True)
+        if modality == "video":
+            chunks = [_encode_clip(model, loader_fn, s, feature, trained.cfg.video_frames, device)
+                      for s in subset]
+        else:
+            loader = DataLoader(SampleDataset(subset, loader_fn), batch_size=batch_size,
+                                shuffle=False, num_workers=num_workers)
+            chunks = [model.encode(x.to(device), modality, feature=feature).float().cpu()
+                      for x, _, _ in loader]
         if progress:
-            print(file=sys.stderr)
+            print(f"  {modality}: {len(subset)} items encoded", file=sys.stderr, flush=True)
         out[modality] = ModalityFeatures(
             torch.cat(chunks).numpy().astype(np.float32),
             np.asarray([s.label for s in subset], dtype=np.int64),
             subset,
         )
     return out
+
+
+def _encode_clip(model, loader_fn: SampleLoader, sample: Sample, feature: str, max_frames: int,
+                 device) -> torch.Tensor:
+    """One video's feature ``(1, D)``: logits (or embeddings) averaged over its frames, then
+    softmax for the ``softmax`` feature — FGCrossNet's video protocol."""
+    frames = loader_fn.load_frames(sample, max_frames).to(device)
+    inner = "embedding" if feature == "embedding" else "logits"
+    mean = model.encode(frames, "video", feature=inner).float().mean(0, keepdim=True).cpu()
+    return mean.softmax(dim=1) if feature == "softmax" else mean
