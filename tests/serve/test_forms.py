@@ -54,6 +54,9 @@ def test_non_utf8_text_duplicate_fields_and_other_bodies():
                           (b'{"image": "x"}', "multipart"), (b'{"text": 3}', "must be a string")]:
         with pytest.raises(RequestError, match=message):
             parse_search("application/json", body)
+    for ctype in ("multipart/form-data", "multipart/form-data; boundary=zz"):
+        with pytest.raises(RequestError, match="multipart body could not be parsed"):
+            parse_search(ctype, b"no parts here")
     with pytest.raises(RequestError) as info:
         parse_search("text/plain", b"hello")
     assert info.value.status == 415
