@@ -145,9 +145,9 @@ def test_equals_the_naive_reference_on_generated_cases(data):
 
 
 def test_chunking_does_not_change_any_value():
-    q, ql, g, gl = _random_case("quantised", 700, 500, 5, 6, seed=3)
+    q, ql, g, gl = _random_case("quantised", 3 * SCORE_BLOCK + 20, 300, 5, 6, seed=3)
     full = average_precision(q, ql, g, gl, chunk_size=len(q))
-    for chunk in (1, SCORE_BLOCK, 2 * SCORE_BLOCK, 3 * SCORE_BLOCK + 1, None):
+    for chunk in (1, 2 * SCORE_BLOCK, None):
         np.testing.assert_array_equal(average_precision(q, ql, g, gl, chunk_size=chunk), full)
 
 

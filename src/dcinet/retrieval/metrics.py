@@ -16,12 +16,14 @@ as an integer that orders like the value; -0.0 and +0.0 both 0), then placed in 
 
 1. a monotone bucketing of the ordinals (at most ``B`` buckets of ``2**shift`` ordinals between
    the lowest and the highest threshold, so buckets are finer near 0 where softmax features put
-   most scores): an item whose bucket holds no threshold is placed by a per-bucket table, all of
-   them counted with one ``bincount``;
+   most scores); items are counted per bucket with one ``bincount``, and an item whose bucket
+   holds no threshold ranks above exactly the thresholds of the lower buckets;
 2. the few items sharing a bucket with a threshold (the relevant items among them) are placed
-   exactly by a binary search on int64 keys ``(ordinal, gallery index)``, which is the tie rule.
+   exactly on int64 keys ``(ordinal, gallery index)``, which is the tie rule: by comparison with
+   the bucket's first threshold, by binary search when the bucket holds several.
 
-Everything is vectorised over a chunk of queries; memory is O(chunk queries x gallery).
+Everything is vectorised over a chunk of queries (memory O(chunk x gallery)), and the gallery may
+be split into parts (modalities): one pass gives the AP over the whole gallery and over each part.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ SCORE_BLOCK = 128
 # into the exact search, more make bigger per-query tables.
 _MAX_BUCKETS = 1024
 # Default scores per chunk; the cap keeps (query, key) pairs inside int64.
-_CHUNK_SCORES = 1 << 22
+_CHUNK_SCORES = 1 << 21
 _MAX_CHUNK_SCORES = 1 << 30
 
 
@@ -84,7 +86,8 @@ def score_blocks(query: torch.Tensor, gallery: torch.Tensor,
     if n_gallery == 1:  # a matrix-vector product would round differently: use two rows
         return score_blocks(query, gallery.repeat(2, 1))[:, :1].contiguous()
     shape = (-(-n // SCORE_BLOCK), n_gallery, SCORE_BLOCK)
-    out = torch.empty(shape) if out is None else out.view(-1)[: np.prod(shape)].view(shape)
+    size = shape[0] * shape[1] * shape[2]
+    out = torch.empty(shape) if out is None else out.view(-1)[:size].view(shape)
     block = torch.empty(SCORE_BLOCK, dim)
     gallery = gallery.contiguous()
     for b in range(shape[0]):
@@ -145,7 +148,7 @@ def _ordinals(scores: torch.Tensor, nonnegative: bool) -> torch.Tensor:
 
 
 def _refined_items(bucket: torch.Tensor, is_thr_bucket: torch.Tensor, bounds: list[int],
-                   width: int) -> tuple[torch.Tensor, torch.Tensor]:
+                   width: int) -> tuple[torch.Tensor, ...]:
     """Per block: cumulative bucket counts of each gallery part, and the items to place exactly.
 
     Args:
@@ -154,19 +157,23 @@ def _refined_items(bucket: torch.Tensor, is_thr_bucket: torch.Tensor, bounds: li
         bounds: part boundaries ``[0, ..., Ng]``.
 
     Returns:
-        (nb, parts, P, width) int64: items of the part in this or a lower bucket;
-        (M,) int64 flat indices into ``bucket`` of the items in threshold buckets.
+        (nb, parts, P, width) int64: items of the part in this or a lower bucket; and for the M
+        items in threshold buckets, their (M,) int64 query index, gallery index and flat index
+        into ``bucket``.
     """
     nb, n_gallery, p = bucket.shape
+    log2_p = p.bit_length() - 1  # P is a power of 2
     counts = torch.empty(nb, len(bounds) - 1, p * width, dtype=torch.int64)
     mask = torch.empty(n_gallery * p, dtype=torch.bool)
-    refined = []
+    found = []
     for b in range(nb):
         for m, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             counts[b, m] = torch.bincount(bucket[b, start:stop].reshape(-1), minlength=p * width)
         torch.index_select(is_thr_bucket[b], 0, bucket[b].view(-1), out=mask)
-        refined.append(mask.nonzero().squeeze(1) + b * n_gallery * p)
-    return counts.view(nb, -1, p, width).cumsum_(3), torch.cat(refined)
+        local = torch.from_numpy(np.flatnonzero(mask.numpy()))  # faster than torch.nonzero
+        found.append(((local & (p - 1)) + b * p, local >> log2_p, local + b * n_gallery * p))
+    item_query, item_gallery, flat = (torch.cat(t) for t in zip(*found, strict=True))
+    return counts.view(nb, -1, p, width).cumsum_(3), item_query, item_gallery, flat
 
 
 def _chunk_average_precision(blocks: torch.Tensor, rel_cols: torch.Tensor, n_rel: torch.Tensor,
@@ -196,7 +203,7 @@ def _chunk_average_precision(blocks: torch.Tensor, rel_cols: torch.Tensor, n_rel
 
     # Thresholds (relevant items' scores) in ranking order, padding last; i = threshold rank.
     stride = (1 << 32) * n_gallery  # keys of query r lie in [r * stride, (r + 1) * stride)
-    thr = ordinals.view(-1)[rel_flat]
+    thr = ordinals.view(-1).take(rel_flat)
     thr_keys, order = torch.where(valid, _rank_keys(thr, rel_cols, n_gallery), stride - 1).sort(1)
     thr, rel_flat = thr.gather(1, order), rel_flat.gather(1, order)
     parts = torch.tensor(bounds[1:-1], dtype=torch.int64)
@@ -215,14 +222,16 @@ def _chunk_average_precision(blocks: torch.Tensor, rel_cols: torch.Tensor, n_rel
     bucket >>= shift.clamp_min(0).to(torch.int32).view(per_query)
     bucket.clamp_(-1, n_buckets)
     bucket += (query % p * width + 1).to(torch.int32).view(per_query)
-    thr_bucket = bucket.view(-1)[rel_flat].to(torch.int64)                      # (n, Rmax)
+    thr_bucket = bucket.view(-1).take(rel_flat).to(torch.int64)                 # (n, Rmax)
     # Per-bucket tables over the chunk: thresholds in the bucket, rank of its first threshold.
-    thr_table = (thr_bucket + (query // p * p * width)[:, None])[valid]
+    thr_table = (thr_bucket + (query // p * p * width)[:, None]).masked_select(valid)
     thr_count = torch.zeros(n * width, dtype=torch.int64).index_add_(
         0, thr_table, torch.ones_like(thr_table))
     first_rank = torch.zeros(n * width, dtype=torch.int64).scatter_reduce_(
-        0, thr_table, torch.arange(r_max).expand(n, r_max)[valid], "amin", include_self=False)
-    cumulative, idx = _refined_items(bucket, (thr_count > 0).view(nb, -1), bounds, width)
+        0, thr_table, torch.arange(r_max).expand(n, r_max).masked_select(valid), "amin",
+        include_self=False)
+    cumulative, item_query, item_gallery, idx = _refined_items(
+        bucket, (thr_count > 0).view(nb, -1), bounds, width)
 
     # Per part, items in buckets above a threshold's bucket, minus those in threshold buckets
     # (counted exactly below): all of them rank above the threshold.
@@ -230,26 +239,27 @@ def _chunk_average_precision(blocks: torch.Tensor, rel_cols: torch.Tensor, n_rel
     part = torch.arange(n_parts)[None, :, None]
     at = ((query // p)[:, None, None] * n_parts + part) * (p * width) + thr_bucket[:, None, :]
     cumulative = cumulative.view(-1)
-    upto = cumulative[at]                                                       # (n, parts, Rmax)
-    below = torch.where(at % width > 0, cumulative[at - 1], 0)
-    above = cumulative[at - at % width + width - 1] - upto                      # total - up to it
+    upto = cumulative.take(at)                                                  # (n, parts, Rmax)
+    below = torch.where(at % width > 0, cumulative.take((at - 1).clamp_min(0)), 0)
+    above = cumulative.take(at - at % width + width - 1) - upto                 # total - up to it
     in_bucket = upto - below
     first = valid & torch.cat([valid[:, :1], thr_bucket[:, 1:] != thr_bucket[:, :-1]], 1)
     above -= (in_bucket * first[:, None, :]).cumsum(2) - in_bucket
 
     # 2. items in a bucket that holds a threshold: exact rank among the thresholds by key. Most
     # such buckets hold one threshold: compare with it; binary search in the others.
-    block, within = idx // (n_gallery * p), idx % (n_gallery * p)
-    item_gallery, item_query = within // p, block * p + within % p
-    item_keys = _rank_keys(ordinals.view(-1)[idx], item_gallery, n_gallery)
-    table = bucket.view(-1)[idx].to(torch.int64) + block * (p * width)
-    pos = first_rank[table]
-    later = item_keys > thr_keys.view(-1)[item_query * r_max + pos]
+    item_keys = _rank_keys(ordinals.view(-1).index_select(0, idx), item_gallery, n_gallery)
+    table = bucket.view(-1).index_select(0, idx) + (item_query - item_query % p) * width
+    pos = first_rank.index_select(0, table)
+    later = item_keys > thr_keys.view(-1).index_select(0, item_query * r_max + pos)
     pos += later
-    more = (later & (thr_count[table] > 1)).nonzero().squeeze(1)
-    row_keys = torch.cat([thr_keys, torch.full((n, 1), stride - 1)], 1) + query[:, None] * stride
-    pos[more] = (torch.searchsorted(row_keys.view(-1), item_keys[more] + item_query[more] * stride)
-                 - item_query[more] * (r_max + 1))
+    more = (later & (thr_count.index_select(0, table) > 1)).nonzero().squeeze(1)
+    if len(more):
+        row_keys = torch.cat([thr_keys, torch.full((n, 1), stride - 1)], 1) + query[:, None] * stride
+        more_query = item_query.index_select(0, more)
+        pos[more] = torch.searchsorted(
+            row_keys.view(-1), item_keys.index_select(0, more) + more_query * stride
+        ) - more_query * (r_max + 1)
     item_part = torch.bucketize(item_gallery, parts, right=True)
     exact = torch.zeros(n * n_parts * (r_max + 1), dtype=torch.int64)
     exact.index_add_(0, (item_query * n_parts + item_part) * (r_max + 1) + pos,
