@@ -108,6 +108,8 @@ def test_refusals(tmp_path: Path):
     with pytest.raises(DcinetError, match="match no tensor"):
         load_pretrained(net, str(other))
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    with pytest.raises(DcinetError, match="is for backbone efficientnet_lite0, not a ResNet"):
+        load_pretrained(net, "efficientnet_lite0")
     with pytest.raises(DcinetError, match="not a packaged weights name"):
         load_pretrained(net, "mobilenet_v9")
     with pytest.raises(DcinetError, match="no packaged weights named"):

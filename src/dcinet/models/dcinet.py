@@ -109,12 +109,20 @@ class DCINet(nn.Module):
         parts = {LOSS_NAMES[m]: modality_cross_entropy(z, labels[m]) for m, z in zip(present, logits, strict=True)}
         loss = self.w_modal * sum(parts.values())
         if self.training and self.interaction != "none":
-            parts["l_dual"] = self._dual_loss(maps, y, sizes)
+            parts["l_dual"] = self.dual_loss(maps, y, sizes)
             loss = loss + self.w_dual * parts["l_dual"]
         return {"loss": loss, "parts": parts}
 
-    def _dual_loss(self, maps: torch.Tensor, y: torch.Tensor, sizes: list[int]) -> torch.Tensor:
-        """CMSI -> CMCI -> sub-module 2 -> soft-target cross-entropy (``L_dual``)."""
+    def dual_loss(self, maps: torch.Tensor, y: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+        """``L_dual``: CMSI -> CMCI (those enabled) -> sub-module 2 -> soft-target cross-entropy.
+
+        Args:
+            maps: float ``(N, C, h, w)`` sub-module 1 output of the concatenated batch.
+            y: int64 ``(N,)`` labels in the same order.
+            sizes: samples per modality, in the batch's (canonical) order, summing to ``N``.
+        Returns:
+            float32 scalar.
+        """
         modality_ids = torch.repeat_interleave(torch.arange(len(sizes), device=y.device),
                                                torch.tensor(sizes, device=y.device))
         if self.cmsi is not None:

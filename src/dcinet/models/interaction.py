@@ -174,7 +174,10 @@ def cmci(maps: torch.Tensor, soft_targets: torch.Tensor, labels: torch.Tensor,
     n, channels = maps.shape[:2]
     sources = cmci_sources(labels, modality_ids).to(maps.device)
     blocks = channel_blocks(channels)
-    mixed = torch.cat([maps[sources[j], lo:hi] for j, (lo, hi) in enumerate(blocks)], dim=1)
+    block_of = torch.cat([torch.full((hi - lo,), j, dtype=torch.int64) for j, (lo, hi) in enumerate(blocks)])
+    # one gather over (map, channel) rows: row i * C + c of the result is row src * C + c
+    rows = sources[block_of.to(maps.device)].T * channels + torch.arange(channels, device=maps.device)
+    mixed = maps.flatten(0, 1)[rows.flatten()].view_as(maps)
     weights = torch.zeros(n, n, dtype=soft_targets.dtype, device=soft_targets.device)
     rows = torch.arange(n, device=soft_targets.device)
     for j, (lo, hi) in enumerate(blocks):

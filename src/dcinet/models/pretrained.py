@@ -118,6 +118,8 @@ def load_pretrained(net: nn.Module, spec: str) -> PretrainedReport:
         DcinetError: unreadable file, unknown packaged name, or no tensor matching ``net``.
     """
     if spec in PACKAGED:
+        if type(net).__name__ != "EfficientNet":
+            raise DcinetError(f"pretrained '{spec}' is for backbone {spec}, not a {type(net).__name__}")
         path = packaged_weights_path(spec)
         state = rename_efficientnet_lite0(read_state_dict(path), net)
     else:
