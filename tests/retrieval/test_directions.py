@@ -10,6 +10,7 @@ import pytest
 
 from dcinet.errors import DcinetError
 from dcinet.retrieval.directions import (
+    average_precision_without_self,
     bimodal_directions,
     direction_name,
     evaluate_directions,
@@ -69,11 +70,75 @@ def test_x2all_counts_the_query_itself():
     assert result.directions["i2t"] == 0.0 and result.directions["t2all"] == 1.0
 
 
-def test_one_modality_has_only_x2all():
+def test_one_modality_has_x2x_and_x2all():
+    # each image's only relevant item is itself: it counts in i2all, not in i2i
     result = evaluate_directions({"image": np.eye(2)}, {"image": np.array([0, 1])})
     assert result.bimodal == [] and result.average_bimodal is None
-    assert result.directions == {"i2all": 1.0}
+    assert result.unimodal == ["i2i"] and result.multimodal == ["i2all"]
+    assert result.directions == {"i2i": 0.0, "i2all": 1.0}
     assert "Table 1" not in result.to_markdown()
+
+
+def _unit_angles(degrees):
+    radians = np.deg2rad(degrees)
+    return np.stack([np.cos(radians), np.sin(radians)], 1)
+
+
+def test_i2i_by_hand_the_self_match_does_not_count():
+    # points on a circle at 0, 10, 25, 45 degrees, classes A B A B; cosine falls with the angle.
+    # Without itself, each query ranks the others by angular distance:
+    #   0 -> 10(B) 25(A) 45(B): AP 1/2      10 -> 0(A) 25(A) 45(B): AP 1/3
+    #  25 -> 10(B) 45(B)  0(A): AP 1/3      45 -> 25(A) 10(B) 0(A): AP 1/2
+    # With itself at rank 1 (i2all): 5/6, 3/4, 3/4, 5/6.
+    feats, labels = _unit_angles([0, 10, 25, 45]), np.array([0, 1, 0, 1])
+    assert average_precision_without_self(feats, labels) == pytest.approx([1 / 2, 1 / 3, 1 / 3, 1 / 2])
+    result = evaluate_directions({"image": feats}, {"image": labels})
+    assert result.directions["i2i"] == pytest.approx(5 / 12)
+    assert result.directions["i2all"] == pytest.approx(19 / 24)
+    assert result.queries["i2i"] == 4 and result.galleries["i2i"] == 3
+    assert result.galleries["i2all"] == 4
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 200])
+def test_i2i_matches_the_naive_reference_without_the_query(chunk_size):
+    # integer features: many exact ties, so the tie rule (gallery index) matters; 300 items span
+    # several score blocks; class 7 has a single item (no relevant item once it is removed)
+    feats, labels = _data(["image"], n=300, dim=4, classes=6, seed=7)
+    feats, labels = feats["image"], labels["image"]
+    labels[123] = 7
+    ap = average_precision_without_self(feats, labels, chunk_size)
+    for i in range(len(labels)):
+        keep = np.arange(len(labels)) != i
+        expected = average_precision_naive(feats[i:i + 1], labels[i:i + 1], feats[keep], labels[keep])
+        assert ap[i] == pytest.approx(expected[0], abs=1e-12), i
+    assert ap[123] == 0.0
+
+
+def test_single_item_and_other_modalities():
+    assert average_precision_without_self(np.ones((1, 3)), np.array([0])).tolist() == [0.0]
+    result = evaluate_directions({"text": np.eye(3)}, {"text": np.array([0, 0, 1])})
+    assert result.unimodal == ["t2t"] and list(result.directions) == ["t2t", "t2all"]
+    # string labels work as class ids too
+    as_str = evaluate_directions({"text": np.eye(3)}, {"text": np.array(["a", "a", "b"])})
+    assert as_str.directions == result.directions
+
+
+def test_unimodal_reports(tmp_path):
+    feats, labels = _unit_angles([0, 10, 25, 45]), np.array([0, 1, 0, 1])
+    result = evaluate_directions({"image": feats}, {"image": labels})
+    md = result.to_markdown(model="cub")
+    assert "**Unimodal retrieval (mAP, query removed from its gallery)**" in md
+    assert "| Models | i2i |" in md and "| cub | 0.417 |" in md
+    assert "| Models | i2all | Average |" in md and "| cub | 0.792 | 0.792 |" in md
+    assert md.index("i2i") < md.index("i2all")
+    data = json.loads(result.to_json(tmp_path / "r.json").read_text())
+    assert data["unimodal"] == ["i2i"] and data["directions"]["i2i"] == result.directions["i2i"]
+    with result.to_csv(tmp_path / "r.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["direction"], r["kind"], r["queries"], r["gallery"]) for r in rows] == [
+        ("i2i", "unimodal", "4", "3"), ("i2all", "multimodal", "4", "4"),
+        ("average_multimodal", "average", "", "")]
+    assert float(rows[0]["map"]) == result.directions["i2i"]
 
 
 def test_markdown_json_and_csv(tmp_path):

@@ -6,6 +6,12 @@ modality's test items concatenated in table order (image, text, audio, video) *i
 query itself*, as the reference evaluation does. Each query modality is evaluated in one pass
 (:func:`~dcinet.retrieval.metrics.average_precision_parts`): X->all and every X->Y come from the
 same scores.
+
+A dataset with a single modality X (e.g. CUB photos) has no bimodal direction; it gets the
+*unimodal* direction X2X (``i2i``) besides X->all: every test item queries all the *other* test
+items, the query removed from its own gallery (:func:`average_precision_without_self`), the usual
+metric of single-modality retrieval benchmarks. Its X->all keeps the query in the gallery, so the
+self-match (rank 1 for any non-degenerate feature) inflates it.
 """
 
 from __future__ import annotations
@@ -16,10 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
-from dcinet.retrieval.metrics import average_precision_parts
+from dcinet.retrieval.metrics import (
+    SCORE_BLOCK,
+    average_precision_parts,
+    l2_normalize,
+    normalized_scores,
+)
 
 ABBREVIATIONS = {"image": "i", "text": "t", "audio": "a", "video": "v"}
 TABLE_ORDER = ("image", "text", "audio", "video")  # the paper's column order
@@ -32,7 +44,8 @@ def bimodal_directions(modalities: list[str]) -> list[tuple[str, str]]:
 
 
 def direction_name(query: str, gallery: str | None) -> str:
-    """``i2t`` for (image, text); ``i2all`` for (image, None), the multimodal direction."""
+    """``i2t`` for (image, text); ``i2i`` for (image, image), the unimodal direction; ``i2all``
+    for (image, None), the multimodal direction."""
     return f"{ABBREVIATIONS[query]}2{ABBREVIATIONS[gallery] if gallery else 'all'}"
 
 
@@ -40,10 +53,11 @@ def direction_name(query: str, gallery: str | None) -> str:
 class RetrievalResult:
     """mAP of every direction plus the paper's averages.
 
-    ``directions`` maps a direction name (``i2t``, ``i2all``, ...) to its mAP in table order,
-    bimodal ones first; ``average_bimodal`` / ``average_multimodal`` are plain means of those
-    columns (None when there is no such direction); ``counts`` is the number of test items per
-    modality; ``queries`` / ``galleries`` give each direction's query and gallery sizes.
+    ``directions`` maps a direction name (``i2i``, ``i2t``, ``i2all``, ...) to its mAP in table
+    order: unimodal (only with a single modality; query removed from its gallery), then bimodal,
+    then multimodal; ``average_bimodal`` / ``average_multimodal`` are plain means of those columns
+    (None when there is no such direction); ``counts`` is the number of test items per modality;
+    ``queries`` / ``galleries`` give each direction's query and gallery sizes.
     """
 
     directions: dict[str, float]
@@ -52,6 +66,7 @@ class RetrievalResult:
     counts: dict[str, int]
     queries: dict[str, int] = field(default_factory=dict)
     galleries: dict[str, int] = field(default_factory=dict)
+    unimodal: list[str] = field(default_factory=list)
 
     @property
     def average_bimodal(self) -> float | None:
@@ -69,26 +84,31 @@ class RetrievalResult:
             "directions": dict(self.directions),
             "average_bimodal": self.average_bimodal,
             "average_multimodal": self.average_multimodal,
+            "unimodal": list(self.unimodal),
             "bimodal": list(self.bimodal),
             "multimodal": list(self.multimodal),
             "counts": dict(self.counts),
             "queries": dict(self.queries),
             "galleries": dict(self.galleries),
             "protocol": ("cosine similarity; AP over the whole ranked gallery (ties by gallery "
-                         "index); X2all gallery = all modalities' test items, query included"),
+                         "index); X2all gallery = all modalities' test items, query included; "
+                         "X2X (one modality only) gallery = the other test items, query removed"),
         }
 
     def to_markdown(self, model: str = "this run") -> str:
-        """The paper's Tables 1 (bimodal) and 2 (multimodal) as Markdown, 3 decimals."""
+        """The paper's Tables 1 (bimodal) and 2 (multimodal) as Markdown, 3 decimals; with a
+        single modality, first the unimodal table (query removed from its gallery)."""
         tables = []
         for title, names, average in (
+            ("Unimodal retrieval (mAP, query removed from its gallery)", self.unimodal, None),
             ("Bimodal retrieval (mAP, cf. Table 1)", self.bimodal, self.average_bimodal),
             ("Multimodal retrieval (mAP, cf. Table 2)", self.multimodal, self.average_multimodal),
         ):
             if not names:
                 continue
-            header = ["Models", *names, "Average"]
-            cells = [model, *(f"{self.directions[n]:.3f}" for n in names), f"{average:.3f}"]
+            header = ["Models", *names] + (["Average"] if average is not None else [])
+            cells = [model, *(f"{self.directions[n]:.3f}" for n in names)]
+            cells += [f"{average:.3f}"] if average is not None else []
             tables.append("\n".join([
                 f"**{title}**", "",
                 "| " + " | ".join(header) + " |",
@@ -111,7 +131,8 @@ class RetrievalResult:
         with path.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["direction", "kind", "queries", "gallery", "map"])
-            for kind, names in (("bimodal", self.bimodal), ("multimodal", self.multimodal)):
+            for kind, names in (("unimodal", self.unimodal), ("bimodal", self.bimodal),
+                                ("multimodal", self.multimodal)):
                 for name in names:
                     writer.writerow([name, kind, self.queries.get(name, ""),
                                      self.galleries.get(name, ""), repr(self.directions[name])])
@@ -124,12 +145,13 @@ class RetrievalResult:
 
 def evaluate_directions(features: dict[str, np.ndarray], labels: dict[str, np.ndarray],
                         chunk_size: int | None = None) -> RetrievalResult:
-    """mAP of every bimodal and X->all direction.
+    """mAP of every bimodal and X->all direction; with a single modality X, of X2X and X->all.
 
     Args:
         features: modality -> (N_m, D) test features (all modalities the same D).
         labels: modality -> (N_m,) class ids, same keys as ``features``.
-        chunk_size: passed to :func:`~dcinet.retrieval.metrics.average_precision_parts`.
+        chunk_size: queries scored at once (:func:`~dcinet.retrieval.metrics.average_precision_parts`,
+            :func:`average_precision_without_self`); the result does not depend on it.
 
     Raises:
         DcinetError: unknown modality, missing labels, no items, or mismatched shapes.
@@ -139,7 +161,12 @@ def evaluate_directions(features: dict[str, np.ndarray], labels: dict[str, np.nd
     n_all = sum(len(labels[m]) for m in present)
     bimodal = [direction_name(q, g) for q, g in bimodal_directions(present)]
     multimodal = [direction_name(m, None) for m in present]
+    unimodal = [direction_name(m, m) for m in present] if len(present) == 1 else []
     maps, queries, galleries = {}, {}, {}
+    for modality in present[:len(unimodal)]:
+        ap = average_precision_without_self(features[modality], labels[modality], chunk_size)
+        name = direction_name(modality, modality)
+        maps[name], queries[name], galleries[name] = float(ap.mean()), len(ap), len(ap) - 1
     for query in present:
         whole, per_part = average_precision_parts(features[query], labels[query], parts,
                                                   chunk_size)
@@ -150,12 +177,52 @@ def evaluate_directions(features: dict[str, np.ndarray], labels: dict[str, np.nd
                 name = direction_name(query, gallery)
                 maps[name], queries[name] = float(ap.mean()), len(ap)
                 galleries[name] = len(labels[gallery])
-    order = bimodal + multimodal
+    order = unimodal + bimodal + multimodal
     return RetrievalResult(
         directions={n: maps[n] for n in order}, bimodal=bimodal, multimodal=multimodal,
         counts={m: len(labels[m]) for m in present},
         queries={n: queries[n] for n in order}, galleries={n: galleries[n] for n in order},
+        unimodal=unimodal,
     )
+
+
+def average_precision_without_self(features: np.ndarray, labels: np.ndarray,
+                                   chunk_size: int | None = None) -> np.ndarray:
+    """AP of every item querying all the *other* items: the query is removed from its gallery.
+
+    Same protocol as :mod:`dcinet.retrieval.metrics` (cosine scores computed by
+    :func:`~dcinet.retrieval.metrics.normalized_scores`, so the same float bits; ties by gallery
+    index; a query with no other item of its class scores 0). Each row's own score is set to
+    -inf, which ranks the query after every other item, and that last place is then dropped.
+
+    Args:
+        features: (N, D) real features; labels: (N,) class ids (any comparable dtype).
+        chunk_size: queries ranked at once, rounded up to a multiple of
+            :data:`~dcinet.retrieval.metrics.SCORE_BLOCK`; None = about 2M scores per chunk.
+            Memory is O(chunk_size * N); the result does not depend on it.
+
+    Returns:
+        (N,) float64 AP in [0, 1] (all 0 when N == 1: the gallery is empty).
+    """
+    x = l2_normalize(features)
+    n = x.shape[0]
+    codes = torch.from_numpy(np.unique(np.asarray(labels), return_inverse=True)[1].reshape(-1))
+    ap = np.zeros(n, dtype=np.float64)
+    if n < 2:
+        return ap
+    rows = chunk_size or (1 << 21) // n
+    rows = max(1, -(-rows // SCORE_BLOCK)) * SCORE_BLOCK  # chunks start at block boundaries
+    ranks = torch.arange(1, n, dtype=torch.float64)  # 1 .. N - 1: the gallery without the query
+    for start in range(0, n, rows):
+        scores = normalized_scores(x[start:start + rows], x)                    # (b, N) float32
+        own = torch.arange(start, start + scores.shape[0])
+        scores[torch.arange(scores.shape[0]), own] = -torch.inf
+        order = torch.argsort(-scores, dim=1, stable=True)[:, :-1]              # query dropped
+        relevant = codes[order] == codes[own][:, None]                          # (b, N - 1)
+        hits = relevant.cumsum(1)
+        precision_sum = torch.where(relevant, hits / ranks, 0.0).sum(1)
+        ap[start:start + len(own)] = (precision_sum / hits[:, -1].clamp_min(1)).numpy()
+    return ap
 
 
 def _check(features: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> list[str]:
