@@ -175,14 +175,15 @@ def cmci(maps: torch.Tensor, soft_targets: torch.Tensor, labels: torch.Tensor,
     sources = cmci_sources(labels, modality_ids).to(maps.device)
     blocks = channel_blocks(channels)
     block_of = torch.cat([torch.full((hi - lo,), j, dtype=torch.int64) for j, (lo, hi) in enumerate(blocks)])
-    # one gather over (map, channel) rows: row i * C + c of the result is row src * C + c
-    rows = sources[block_of.to(maps.device)].T * channels + torch.arange(channels, device=maps.device)
-    mixed = maps.flatten(0, 1)[rows.flatten()].view_as(maps)
+    # one gather over the (map, channel) planes: plane (i, c) of the result is plane
+    # (sources[j][i], c) of the input, j = the block of channel c
+    planes = sources[block_of.to(maps.device)].T * channels + torch.arange(channels, device=maps.device)
+    mixed = maps.flatten(0, 1)[planes.flatten()].view_as(maps)
     weights = torch.zeros(n, n, dtype=soft_targets.dtype, device=soft_targets.device)
-    rows = torch.arange(n, device=soft_targets.device)
+    samples = torch.arange(n, device=soft_targets.device)
     for j, (lo, hi) in enumerate(blocks):
         share = torch.full((n,), (hi - lo) / channels, dtype=weights.dtype, device=weights.device)
-        weights.index_put_((rows, sources[j].to(weights.device)), share, accumulate=True)
+        weights.index_put_((samples, sources[j].to(weights.device)), share, accumulate=True)
     return mixed, weights @ soft_targets
 
 
