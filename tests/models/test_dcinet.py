@@ -185,7 +185,7 @@ def test_build_model_maps_the_config():
     assert model.ccrn.backbone == "resnet18" and model.ccrn.layer == 3
     assert model.cmsi is None and model.cmci is not None and model.text.embed is not None
     assert model.text.text_len == 16 and model.text.img_size == 32
-    cfg.method = "fgcrossnet"
+    cfg.method = "nope"  # past validation: build_model itself must refuse it
     with pytest.raises(DcinetError, match="method"):
         build_model(cfg, 5, ["image"])
 
