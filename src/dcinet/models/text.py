@@ -6,11 +6,17 @@
 1. ``delta``: ids ``(B, L)`` -> one-hot ``(B, V, L)`` (``embedding="onehot"``; the padding id 0
    gives an all-zero column) or a learned ``nn.Embedding(V, c, padding_idx=0)`` -> ``(B, c, L)``
    (padding rows are zero and receive no gradient).
-2. ``Conv1d(V or c -> c, k=3, pad=1)`` + ReLU -> ``(B, c, L)``.
-3. ``Conv1d(c -> S, k=3, pad=1)`` + ReLU -> ``(B, S, L)``.
+2. ``Conv1d(V or c -> c, k=3, pad=1)`` + BatchNorm + ReLU -> ``(B, c, L)``.
+3. ``Conv1d(c -> S, k=3, pad=1)`` + BatchNorm + ReLU -> ``(B, S, L)``.
 4. The 2-D plane: if ``L != S`` the position axis is resized linearly (``align_corners=False``)
    to ``S``; then one input channel -> ``(B, 1, S, S)`` (rows: the second Conv1d's channels, columns: text positions).
-5. ``Conv2d(1 -> 3, k=3, pad=1)`` -> ``(B, 3, S, S)``, the shape of an image input.
+5. ``Conv2d(1 -> 3, k=3, pad=1)`` + BatchNorm -> ``(B, 3, S, S)``, the shape of an image input.
+
+The batch normalisations are ours (eq. 1 names only the convolutions): without them the sparse
+one-hot input leaves the output nearly constant across texts (per-text differences ~2 % of its
+spread at initialisation, against the unit-variance normalised images beside it in the batch),
+and the text branch did not learn in short runs; with them the plane is standardised like an
+image input.
 """
 
 from __future__ import annotations
@@ -37,8 +43,11 @@ class TextToImage(nn.Module):
                       if embedding == "embedding" else None)
         in_channels = channels if self.embed is not None else vocab_size
         self.conv1d_1 = nn.Conv1d(in_channels, channels, kernel_size=3, padding=1)
+        self.bn1d_1 = nn.BatchNorm1d(channels)
         self.conv1d_2 = nn.Conv1d(channels, img_size, kernel_size=3, padding=1)
+        self.bn1d_2 = nn.BatchNorm1d(img_size)
         self.conv2d = nn.Conv2d(1, 3, kernel_size=3, padding=1)
+        self.bn2d = nn.BatchNorm2d(3)
 
     def encode_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """``delta`` of eq. 1: int64 ``(B, L)`` -> float ``(B, V, L)`` one-hot (padding columns
@@ -54,8 +63,8 @@ class TextToImage(nn.Module):
         if ids.dim() != 2 or ids.shape[1] != self.text_len:
             raise DcinetError(f"text input must be (batch, {self.text_len}) character ids (text_len), "
                               f"got shape {tuple(ids.shape)}")
-        x = F.relu(self.conv1d_1(self.encode_ids(ids)))
-        x = F.relu(self.conv1d_2(x))
+        x = F.relu(self.bn1d_1(self.conv1d_1(self.encode_ids(ids))))
+        x = F.relu(self.bn1d_2(self.conv1d_2(x)))
         if x.shape[-1] != self.img_size:
             x = F.interpolate(x, size=self.img_size, mode="linear", align_corners=False)
-        return self.conv2d(x.unsqueeze(1))
+        return self.bn2d(self.conv2d(x.unsqueeze(1)))
