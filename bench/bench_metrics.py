@@ -10,7 +10,9 @@ items, 200 classes, 200-d), seeded. Same features, same process:
 * for scale: the float32 score products alone, and a stable torch sort of every score row;
 * peak memory (resident set) of the fast path.
 
-Run: ``python bench/bench_metrics.py [--quick] [--json FILE]``.
+Run: ``python bench/bench_metrics.py [--quick] [--json FILE] [--threads N]``. On a shared machine
+the fast path (many short multi-threaded torch operations) suffers more from other processes'
+load than the single-threaded naive loop; the load average is recorded with the figures.
 """
 
 from __future__ import annotations
@@ -128,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--repeats", type=int, default=3, help="fast-path runs (best is quoted)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     sizes = {m: n // 4 for m, n in PKU_SIZES.items()} if args.quick else dict(PKU_SIZES)
     classes = 50 if args.quick else 200

@@ -41,7 +41,7 @@ from dcinet.errors import DcinetError
 SCORE_BLOCK = 128
 # At most this many buckets per query (fewer for a small gallery): fewer buckets put more items
 # into the exact search, more make bigger per-query tables.
-_MAX_BUCKETS = 1024
+_MAX_BUCKETS = 2048
 # Default scores per chunk; the cap keeps (query, key) pairs inside int64.
 _CHUNK_SCORES = 1 << 21
 _MAX_CHUNK_SCORES = 1 << 30
