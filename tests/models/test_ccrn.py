@@ -15,12 +15,12 @@ CNN_SIDES = (8, 4, 2, 1)  # 32 px input, strides 4, 8, 16, 32
 # backbone -> (channels after stages 1..4, map side at 32 px for stages 1..4, embedding width)
 FAMILIES = {
     "resnet18": ((64, 128, 256, 512), CNN_SIDES, 512),
-    "resnet50": ((256, 512, 1024, 2048), CNN_SIDES, 2048),
     "efficientnet_lite0": ((24, 40, 112, 1280), CNN_SIDES, 1280),
-    SWIN: ((96, 192, 384, 768), CNN_SIDES, 768),
     VIT: ((192,) * 4, (2,) * 4, 192),  # 2 x 2 token grid at every stage
 }
-SLOW = {  # VGG's 4096-wide ConvMlp takes seconds to initialise
+SLOW = {  # seconds to initialise four times (VGG's 4096-wide ConvMlp above all)
+    "resnet50": ((256, 512, 1024, 2048), CNN_SIDES, 2048),
+    SWIN: ((96, 192, 384, 768), CNN_SIDES, 768),
     "vgg16": ((128, 256, 512, 512), CNN_SIDES, 4096),
     "vgg19": ((128, 256, 512, 512), CNN_SIDES, 4096),
 }

@@ -14,11 +14,11 @@ from dcinet.models import DCINet, build_model
 from dcinet.models import interaction as interaction_module
 from dcinet.models.interaction import cmci, cmsi
 
-VOCAB, TEXT_LEN, SIDE, K = 12, 10, 64, 4  # 64 px: 2 x 2 layer4 maps
+VOCAB, TEXT_LEN, SIDE, LAYER, K = 12, 10, 32, 3, 4  # 32 px: 2 x 2 maps after layer3
 ALL = ["image", "audio", "text"]
 
 
-def _model(interaction: str = "cmsi+cmci", backbone: str = "resnet18", layer: int = 4,
+def _model(interaction: str = "cmsi+cmci", backbone: str = "resnet18", layer: int = LAYER,
            modalities: list[str] = ALL, img_size: int = SIDE, seed: int = 0) -> DCINet:
     torch.manual_seed(seed)
     return DCINet(K, modalities, backbone=backbone, layer=layer, interaction=interaction,
@@ -71,7 +71,7 @@ def test_dual_loss_is_cmsi_then_cmci_then_submodule2():
     inputs, labels = _batch()
     _seed(5)
     out = model(inputs, labels)
-    # the same step by hand: layer4's sub-module 2 is pooling + fc (no batch statistics)
+    # the same step by hand (train-mode batch norm depends on the current batch only)
     x = torch.cat([model.to_image(inputs[m], m) for m in ALL])
     y = torch.cat([labels[m] for m in ALL])
     modality_ids = torch.arange(3).repeat_interleave(4)
