@@ -60,6 +60,8 @@ class Config:
     w_dual: float = 1.0  # weight of L_dual
     w_center: float = 0.001  # fgcrossnet only
     w_quadruplet: float = 1.0  # fgcrossnet only
+    quadruplet_margin1: float = 1.0  # fgcrossnet: alpha_1 of the quadruplet loss, max(0, d(i,j) - d(i,k) + a1)
+    quadruplet_margin2: float = 0.5  # fgcrossnet: alpha_2, max(0, d(i,j) - d(l,k) + a2)
     # --- data and batching ---
     format: str = "folder"  # folder | fgxmedia | cub
     cub_train_flag: int = 1  # value of is_training_image that marks train (official CUB: 1)
@@ -105,6 +107,9 @@ class Config:
         lo_hi = self.cutmix_minmax
         if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1] < 1:
             raise DcinetError(f"config key 'cutmix_minmax' must be [lo, hi] with 0 < lo <= hi < 1, got {lo_hi}")
+        for key in ("w_center", "w_quadruplet", "quadruplet_margin1", "quadruplet_margin2"):
+            if getattr(self, key) < 0:
+                raise DcinetError(f"config key '{key}' must be >= 0, got {getattr(self, key)}")
         if self.lr <= 0:
             raise DcinetError(f"config key 'lr' must be positive, got {self.lr}")
         if self.sampler == "class_aware" and self.batch_per_modality % self.samples_per_class:

@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
 from dcinet.losses import modality_cross_entropy, soft_target_cross_entropy
-from dcinet.models.ccrn import CCRN
 from dcinet.models.interaction import CMCI, CMSI, MixupSettings
-from dcinet.models.text import TextToImage
+from dcinet.models.shared import SharedCCRNModel
 
 INTERACTIONS = ("none", "cmsi", "cmci", "cmsi+cmci")
 LOSS_NAMES = {"image": "l_img", "audio": "l_aud", "text": "l_txt", "video": "l_vid"}
-FEATURES = ("softmax", "logits", "embedding")
 
 
-class DCINet(nn.Module):
-    """The training network of Fig. 2 (``forward``) and the test network (``encode``).
+class DCINet(SharedCCRNModel):
+    """The training network of Fig. 2 (``forward``) and the test network (``encode``, CCRN only:
+    CMSI/CMCI never run at test time).
 
     Args:
         num_classes: ``K`` fine-grained classes.
@@ -39,48 +36,14 @@ class DCINet(nn.Module):
                  text_len: int = 448, img_size: int = 448, text_channels: int = 64,
                  text_embedding: str = "onehot", mixup: MixupSettings | None = None,
                  w_modal: float = 1.0, w_dual: float = 1.0, pretrained: str | None = None):
-        super().__init__()
-        unknown = [m for m in modalities if m not in MODALITIES]
-        if unknown or not modalities:
-            raise DcinetError(f"modalities must be a non-empty subset of {', '.join(MODALITIES)}, "
-                              f"got {modalities}")
         if interaction not in INTERACTIONS:
             raise DcinetError(f"interaction must be one of {', '.join(INTERACTIONS)}, got {interaction!r}")
-        self.modalities = [m for m in MODALITIES if m in modalities]
-        self.num_classes, self.interaction = num_classes, interaction
+        super().__init__(num_classes, modalities, backbone, layer, vocab_size, text_len, img_size,
+                         text_channels, text_embedding, pretrained)
+        self.interaction = interaction
         self.w_modal, self.w_dual = w_modal, w_dual
-        self.ccrn = CCRN(backbone, num_classes, layer, pretrained, img_size)
-        self.text = (TextToImage(vocab_size, text_len, img_size, text_channels, text_embedding)
-                     if "text" in self.modalities else None)
         self.cmsi = CMSI(num_classes, mixup or MixupSettings()) if "cmsi" in interaction else None
         self.cmci = CMCI() if "cmci" in interaction else None
-
-    def to_image(self, x: torch.Tensor, modality: str) -> torch.Tensor:
-        """The CCRN input of a modality: text ids ``(B, text_len)`` -> ``(B, 3, S, S)`` through the
-        text module; image / audio spectrogram / video ``(B, 3, H, W)`` pass unchanged."""
-        if modality not in self.modalities:
-            raise DcinetError(f"this model was built for {', '.join(self.modalities)}, not {modality!r}")
-        return self.text(x) if modality == "text" else x
-
-    def encode(self, x: torch.Tensor, modality: str, feature: str = "softmax") -> torch.Tensor:
-        """Test-time representation (CCRN only; CMSI/CMCI never run here).
-
-        Args:
-            x: one modality's batch, as for :meth:`to_image`.
-            modality: its name.
-            feature: ``softmax`` (class probabilities, the paper's retrieval feature),
-                ``logits`` or ``embedding`` (the pooled pre-logits vector).
-        Returns:
-            ``(B, K)`` for softmax/logits, ``(B, D)`` for embedding. Call ``eval()`` first for
-            deterministic features (batch norm running statistics, no dropout).
-        """
-        if feature not in FEATURES:
-            raise DcinetError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
-        maps = self.ccrn.forward_features(self.to_image(x, modality))
-        if feature == "embedding":
-            return self.ccrn.forward_head(maps, pre_logits=True)
-        logits = self.ccrn.forward_head(maps)
-        return logits.softmax(dim=1) if feature == "softmax" else logits
 
     def forward(self, inputs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> dict:
         """One training step's losses (§3.1, eq. 7-8).
@@ -98,12 +61,7 @@ class DCINet(nn.Module):
             ``{"loss": L_sum, "parts": {"l_img", "l_aud", "l_txt", "l_vid" (present modalities),
             "l_dual" (training with an interaction)}}``, float32 scalars.
         """
-        present = [m for m in self.modalities if m in inputs]
-        if not present or len(present) != len(inputs):
-            raise DcinetError(f"inputs hold {sorted(inputs)}; this model serves {', '.join(self.modalities)}")
-        x = torch.cat([self.to_image(inputs[m], m) for m in present])
-        y = torch.cat([labels[m] for m in present])
-        sizes = [len(labels[m]) for m in present]
+        present, x, y, sizes = self.concat_batch(inputs, labels)
         maps = self.ccrn.forward_features(x)
         logits = self.ccrn.forward_head(maps).split(sizes)
         parts = {LOSS_NAMES[m]: modality_cross_entropy(z, labels[m]) for m, z in zip(present, logits, strict=True)}

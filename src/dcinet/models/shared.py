@@ -1,0 +1,86 @@
+"""What DCINet and the FGCrossNet baseline have in common: one CCRN for every modality, the text
+module in front of it, the test-time encoder and the concatenated training batch."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dcinet.data.records import MODALITIES
+from dcinet.errors import DcinetError
+from dcinet.models.ccrn import CCRN
+from dcinet.models.text import TextToImage
+
+FEATURES = ("softmax", "logits", "embedding")
+
+
+class SharedCCRNModel(nn.Module):
+    """A CCRN shared by all modalities, plus a :class:`TextToImage` module when text is served.
+
+    Args:
+        num_classes: ``K`` fine-grained classes.
+        modalities: the modalities the model serves (a subset of image, audio, text, video);
+            only ``text`` gets a text module, the others are images.
+        backbone, layer, pretrained: see :class:`CCRN`.
+        vocab_size, text_len, text_channels, text_embedding: see :class:`TextToImage`.
+        img_size: input side in pixels (also the text module's output side).
+    """
+
+    def __init__(self, num_classes: int, modalities: list[str], backbone: str, layer: int,
+                 vocab_size: int, text_len: int, img_size: int, text_channels: int,
+                 text_embedding: str, pretrained: str | None):
+        super().__init__()
+        unknown = [m for m in modalities if m not in MODALITIES]
+        if unknown or not modalities:
+            raise DcinetError(f"modalities must be a non-empty subset of {', '.join(MODALITIES)}, "
+                              f"got {modalities}")
+        self.modalities = [m for m in MODALITIES if m in modalities]
+        self.num_classes = num_classes
+        self.ccrn = CCRN(backbone, num_classes, layer, pretrained, img_size)
+        self.text = (TextToImage(vocab_size, text_len, img_size, text_channels, text_embedding)
+                     if "text" in self.modalities else None)
+
+    def to_image(self, x: torch.Tensor, modality: str) -> torch.Tensor:
+        """The CCRN input of a modality: text ids ``(B, text_len)`` -> ``(B, 3, S, S)`` through the
+        text module; image / audio spectrogram / video ``(B, 3, H, W)`` pass unchanged."""
+        if modality not in self.modalities:
+            raise DcinetError(f"this model was built for {', '.join(self.modalities)}, not {modality!r}")
+        return self.text(x) if modality == "text" else x
+
+    def encode(self, x: torch.Tensor, modality: str, feature: str = "softmax") -> torch.Tensor:
+        """Test-time representation (the CCRN only).
+
+        Args:
+            x: one modality's batch, as for :meth:`to_image`.
+            modality: its name.
+            feature: ``softmax`` (class probabilities, the paper's retrieval feature),
+                ``logits`` or ``embedding`` (the pooled pre-logits vector).
+        Returns:
+            ``(B, K)`` for softmax/logits, ``(B, D)`` for embedding. Call ``eval()`` first for
+            deterministic features (batch norm running statistics, no dropout).
+        """
+        if feature not in FEATURES:
+            raise DcinetError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
+        maps = self.ccrn.forward_features(self.to_image(x, modality))
+        if feature == "embedding":
+            return self.ccrn.forward_head(maps, pre_logits=True)
+        logits = self.ccrn.forward_head(maps)
+        return logits.softmax(dim=1) if feature == "softmax" else logits
+
+    def concat_batch(self, inputs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]
+                     ) -> tuple[list[str], torch.Tensor, torch.Tensor, list[int]]:
+        """One training batch as a single CCRN input, modalities in canonical order.
+
+        Args:
+            inputs: modality -> batch (``(b, 3, H, W)`` float, text ``(b, text_len)`` int64).
+            labels: modality -> int64 ``(b,)`` class indices.
+        Returns:
+            ``(present, x, y, sizes)``: the modalities in batch order, float ``(N, 3, S, S)``
+            CCRN inputs, int64 ``(N,)`` labels, and samples per modality (summing to ``N``).
+        """
+        present = [m for m in self.modalities if m in inputs]
+        if not present or len(present) != len(inputs):
+            raise DcinetError(f"inputs hold {sorted(inputs)}; this model serves {', '.join(self.modalities)}")
+        x = torch.cat([self.to_image(inputs[m], m) for m in present])
+        y = torch.cat([labels[m] for m in present])
+        return present, x, y, [len(labels[m]) for m in present]
