@@ -8,8 +8,10 @@ A run directory holds, per saved epoch ``E``:
 * ``checkpoint.json`` — the pointer to the latest complete pair, replaced atomically (write to a
   temporary file, then :func:`os.replace`).
 
-A crash while writing leaves the previous pointer, and so the previous checkpoint, intact. Older
-pairs are deleted only after the pointer has moved.
+Every file is flushed to disk (``fsync``) before the pointer names it. A crash (even ``kill -9``)
+while writing leaves the previous pointer, and so the previous checkpoint, intact; what it leaves
+behind (temporary files, a pair the pointer never named, an older pair not yet deleted) is removed
+by the next successful save, once the pointer has moved.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import pickle
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,9 @@ from safetensors.torch import load_file, save_file
 from dcinet.errors import DcinetError
 
 POINTER = "checkpoint.json"
+CHECKPOINT_FILE = re.compile(r"(model-\d+\.safetensors|state-\d+\.pt)")
+TEMP_FILE = re.compile(r"\.(model-\d+\.safetensors|state-\d+\.pt|checkpoint\.json)\.tmp-\d+")
+"""Names of the checkpoint files and of their temporary files (``.<name>.tmp-<pid>``)."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -83,17 +89,42 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict, epoch: i
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp_weights = weights.with_name(f".{weights.name}.tmp-{os.getpid()}")
     save_file(tensors, str(tmp_weights), metadata={"epoch": str(epoch)})
+    _fsync(tmp_weights)
     os.replace(tmp_weights, weights)
     tmp_state = state_file.with_name(f".{state_file.name}.tmp-{os.getpid()}")
     torch.save({**state, "epoch": epoch}, tmp_state)
+    _fsync(tmp_state)
     os.replace(tmp_state, state_file)
     pointer = {"epoch": epoch, "weights": weights.name, "state": state_file.name}
-    previous = read_pointer(run_dir) if (run_dir / POINTER).exists() else None
     atomic_write_bytes(run_dir / POINTER, json.dumps(pointer, indent=1).encode())
-    if previous and previous["epoch"] != epoch:
-        for name in (previous["weights"], previous["state"]):
-            (run_dir / name).unlink(missing_ok=True)
+    if hasattr(os, "O_DIRECTORY"):  # POSIX: make the renames themselves durable
+        _fsync(run_dir)
+    remove_leftovers(run_dir)
     return weights
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Delete checkpoint files the pointer does not name and checkpoint temporary files (what an
+    interrupted save leaves behind); returns the deleted paths. Call only with the pointer in
+    place and no save running."""
+    pointer = read_pointer(run_dir)
+    keep = {pointer["weights"], pointer["state"]}
+    removed = []
+    for path in run_dir.iterdir():
+        stale = CHECKPOINT_FILE.fullmatch(path.name) and path.name not in keep
+        if stale or TEMP_FILE.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def read_pointer(run_dir: Path) -> dict:

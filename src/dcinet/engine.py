@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from dcinet.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dcinet.checkpoint import POINTER, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dcinet.config import Config, save_config
 from dcinet.data.dataset import build_train_loader, train_modalities
 from dcinet.data.readers import read_configured
@@ -133,14 +133,15 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
         check_resume(run_dir, cfg, collection)
     elif (run_dir / CONFIG_FILE).exists():
         raise DcinetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    if dist.is_main:
-        write_run_info(run_dir, cfg, collection, modalities)
-    barrier(dist)
+    barrier(dist)  # every rank has checked the run directory before rank 0 writes into it
 
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)
     loader, skipped = build_train_loader(collection, cfg, rank=dist.rank, world_size=dist.world_size,
                                          skip_bad=cfg.skip_bad, cache_dir=cache_dir)
     skipped = reader_problems + skipped
+    if dist.is_main:  # only once the data passed its checks: a refused run leaves no run directory
+        write_run_info(run_dir, cfg, collection, modalities)
+    barrier(dist)
     if dist.is_main and skipped:
         (run_dir / "skipped.txt").write_text("".join(f"{p.format()}\n" for p in skipped))
         print(f"skipped {len(skipped)} bad files (listed in {run_dir / 'skipped.txt'})", flush=True)
@@ -151,7 +152,10 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dist.device.type == "cuda")
 
     start_epoch, history = 0, []
-    if resume:
+    if resume and not (run_dir / POINTER).exists():  # stopped before its first checkpoint
+        if dist.is_main and progress:
+            print(f"{run_dir} has no checkpoint yet: starting it from epoch 1", flush=True)
+    elif resume:
         weights, state = load_checkpoint(run_dir, map_location=dist.device)
         model.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])
