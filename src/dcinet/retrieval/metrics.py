@@ -147,33 +147,37 @@ def _ordinals(scores: torch.Tensor, nonnegative: bool) -> torch.Tensor:
     return bits
 
 
-def _refined_items(bucket: torch.Tensor, is_thr_bucket: torch.Tensor, bounds: list[int],
-                   width: int) -> tuple[torch.Tensor, ...]:
-    """Per block: cumulative bucket counts of each gallery part, and the items to place exactly.
+def _refined_items(ordinals: torch.Tensor, bucket: torch.Tensor, is_thr_bucket: torch.Tensor,
+                   bounds: list[int], width: int) -> tuple[torch.Tensor, ...]:
+    """Per block and gallery part: cumulative bucket counts, and the items to place exactly.
 
     Args:
+        ordinals: (nb, Ng, P) int32 score ordinals.
         bucket: (nb, Ng, P) int32, query-local bucket ids ``c * width + bucket``.
         is_thr_bucket: (nb, P * width) bool, the buckets that hold a threshold.
         bounds: part boundaries ``[0, ..., Ng]``.
 
     Returns:
         (nb, parts, P, width) int64: items of the part in this or a lower bucket; and for the M
-        items in threshold buckets, their (M,) int64 query index, gallery index and flat index
-        into ``bucket``.
+        items in threshold buckets, (M,) int64 each: query index, part index, gallery index,
+        ordinal, and bucket index over the chunk (``query // P * P * width + bucket``).
     """
     nb, n_gallery, p = bucket.shape
     log2_p = p.bit_length() - 1  # P is a power of 2
     counts = torch.empty(nb, len(bounds) - 1, p * width, dtype=torch.int64)
-    mask = torch.empty(n_gallery * p, dtype=torch.bool)
     found = []
     for b in range(nb):
         for m, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            counts[b, m] = torch.bincount(bucket[b, start:stop].reshape(-1), minlength=p * width)
-        torch.index_select(is_thr_bucket[b], 0, bucket[b].view(-1), out=mask)
-        local = torch.from_numpy(np.flatnonzero(mask.numpy()))  # faster than torch.nonzero
-        found.append(((local & (p - 1)) + b * p, local >> log2_p, local + b * n_gallery * p))
-    item_query, item_gallery, flat = (torch.cat(t) for t in zip(*found, strict=True))
-    return counts.view(nb, -1, p, width).cumsum_(3), item_query, item_gallery, flat
+            part = bucket[b, start:stop].reshape(-1)
+            counts[b, m] = torch.bincount(part, minlength=p * width)
+            mask = is_thr_bucket[b].index_select(0, part)
+            local = torch.from_numpy(np.flatnonzero(mask.numpy()))  # faster than torch.nonzero
+            found.append(((local & (p - 1)) + b * p, torch.full_like(local, m),
+                          (local >> log2_p) + start,
+                          ordinals[b, start:stop].reshape(-1).index_select(0, local),
+                          part.index_select(0, local) + b * p * width))
+    cumulative = counts.view(nb, -1, p, width).cumsum_(3)
+    return (cumulative, *(torch.cat(column) for column in zip(*found, strict=True)))
 
 
 def _chunk_average_precision(blocks: torch.Tensor, rel_cols: torch.Tensor, n_rel: torch.Tensor,
@@ -230,37 +234,38 @@ def _chunk_average_precision(blocks: torch.Tensor, rel_cols: torch.Tensor, n_rel
     first_rank = torch.zeros(n * width, dtype=torch.int64).scatter_reduce_(
         0, thr_table, torch.arange(r_max).expand(n, r_max).masked_select(valid), "amin",
         include_self=False)
-    cumulative, item_query, item_gallery, idx = _refined_items(
-        bucket, (thr_count > 0).view(nb, -1), bounds, width)
+    cumulative, item_query, item_part, item_gallery, item_ordinal, item_table = _refined_items(
+        ordinals, bucket, (thr_count > 0).view(nb, -1), bounds, width)
 
     # Per part, items in buckets above a threshold's bucket, minus those in threshold buckets
     # (counted exactly below): all of them rank above the threshold.
     n_parts = len(bounds) - 1
     part = torch.arange(n_parts)[None, :, None]
-    at = ((query // p)[:, None, None] * n_parts + part) * (p * width) + thr_bucket[:, None, :]
+    table_row = (((query // p)[:, None, None] * n_parts + part) * p + (query % p)[:, None, None])
+    table_row = (table_row * width).expand(n, n_parts, r_max)
+    # a threshold's bucket is >= 1 (bucket 0 is below them all); padding may hold anything
+    at = (table_row + (thr_bucket % width).clamp_min(1)[:, None, :]).reshape(-1)
     cumulative = cumulative.view(-1)
-    upto = cumulative.take(at)                                                  # (n, parts, Rmax)
-    below = torch.where(at % width > 0, cumulative.take((at - 1).clamp_min(0)), 0)
-    above = cumulative.take(at - at % width + width - 1) - upto                 # total - up to it
-    in_bucket = upto - below
+    upto = cumulative.index_select(0, at).view(n, n_parts, r_max)
+    in_bucket = upto - cumulative.index_select(0, at - 1).view(n, n_parts, r_max)
+    above = cumulative.index_select(0, table_row[:, :, 0].reshape(-1) + width - 1)
+    above = above.view(n, n_parts, 1) - upto                                    # total - up to it
     first = valid & torch.cat([valid[:, :1], thr_bucket[:, 1:] != thr_bucket[:, :-1]], 1)
     above -= (in_bucket * first[:, None, :]).cumsum(2) - in_bucket
 
     # 2. items in a bucket that holds a threshold: exact rank among the thresholds by key. Most
     # such buckets hold one threshold: compare with it; binary search in the others.
-    item_keys = _rank_keys(ordinals.view(-1).index_select(0, idx), item_gallery, n_gallery)
-    table = bucket.view(-1).index_select(0, idx) + (item_query - item_query % p) * width
-    pos = first_rank.index_select(0, table)
+    item_keys = _rank_keys(item_ordinal, item_gallery, n_gallery)
+    pos = first_rank.index_select(0, item_table)
     later = item_keys > thr_keys.view(-1).index_select(0, item_query * r_max + pos)
     pos += later
-    more = (later & (thr_count.index_select(0, table) > 1)).nonzero().squeeze(1)
+    more = (later & (thr_count.index_select(0, item_table) > 1)).nonzero().squeeze(1)
     if len(more):
         row_keys = torch.cat([thr_keys, torch.full((n, 1), stride - 1)], 1) + query[:, None] * stride
         more_query = item_query.index_select(0, more)
         pos[more] = torch.searchsorted(
             row_keys.view(-1), item_keys.index_select(0, more) + more_query * stride
         ) - more_query * (r_max + 1)
-    item_part = torch.bucketize(item_gallery, parts, right=True)
     exact = torch.zeros(n * n_parts * (r_max + 1), dtype=torch.int64)
     exact.index_add_(0, (item_query * n_parts + item_part) * (r_max + 1) + pos,
                      torch.ones_like(pos))
