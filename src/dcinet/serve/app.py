@@ -12,16 +12,23 @@ Routes:
   served: the client names an index row, never a path.
 
 Every client error is a 4xx JSON ``{"error": "..."}`` (413 for an upload over the limit, refused
-from its Content-Length before the body is read; 422 for an image / audio that cannot be decoded);
-an unexpected failure is a 500 with no details for the client and a traceback in the server log.
+from its Content-Length before the body is read, and for an image / audio whose header declares
+more than ``max_pixels`` pixels / ``max_audio_seconds`` seconds, refused before decoding it: a
+few KB of PNG or FLAC can expand to gigabytes; 422 for an image / audio that cannot be decoded),
+including http.server's own refusals (bad request line, unknown method, headers too long); an
+unexpected failure is a 500 with no details for the client and a traceback in the server log. At
+most :data:`MAX_CONCURRENT_SEARCHES` searches decode and embed at once, so that memory stays
+bounded however many clients send at the same time.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import mimetypes
 import re
 import sys
+import threading
 import traceback
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,14 +38,52 @@ from urllib.parse import urlsplit
 from dcinet.data.problems import DecodeError
 from dcinet.errors import DcinetError
 from dcinet.retrieval.search import Hit, Searcher
-from dcinet.serve.forms import RequestError, parse_search
+from dcinet.serve.forms import RequestError, SearchRequest, parse_search
 from dcinet.serve.media import audio_thumbnail, image_thumbnail
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8"}
 DEFAULT_MAX_UPLOAD_MB = 20.0
+DEFAULT_MAX_PIXELS = 25_000_000
+DEFAULT_MAX_AUDIO_SECONDS = 300.0
+MAX_CONCURRENT_SEARCHES = 4
 JSON_TYPE = "application/json; charset=utf-8"
+
+
+def check_decoded_size(data: bytes, modality: str, max_pixels: int, max_seconds: float) -> None:
+    """Refuse an uploaded image / audio (or spectrogram picture) whose header declares more than
+    ``max_pixels`` pixels or ``max_seconds`` seconds, before anything is decoded.
+
+    Raises:
+        RequestError: 413 naming the declared size and the limit. A header that cannot be read
+            passes: the decoder then names the problem (a 422).
+    """
+    import soundfile as sf
+    from PIL import Image
+
+    from dcinet.data.audio import _SeekGuard, is_picture
+
+    if modality == "image" or is_picture(data):
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+        except Image.DecompressionBombError:
+            width = height = max_pixels + 1
+        except Exception:  # not an image: the decoder's error is clearer
+            return
+        if width * height > max_pixels:
+            raise RequestError(413, f"the uploaded {modality} is too large: {width} x {height} "
+                                    f"pixels, the limit is {max_pixels / 1e6:g} megapixels")
+        return
+    try:
+        info = sf.info(_SeekGuard(data))
+    except Exception:  # not audio: the decoder's error is clearer
+        return
+    if info.samplerate > 0 and info.frames / info.samplerate > max_seconds:
+        seconds = "an unknown length" if info.frames >= 2**62 else f"{info.frames / info.samplerate:.0f} s"
+        raise RequestError(413, f"the uploaded audio is too long: {seconds}, "
+                                f"the limit is {max_seconds:g} s")
 
 
 class SearchApp:
@@ -47,13 +92,19 @@ class SearchApp:
     Args:
         searcher: the loaded index and model.
         max_upload_mb: largest accepted request body, in MiB.
+        max_pixels: largest uploaded image (width x height, as its header declares).
+        max_audio_seconds: longest uploaded audio clip (frames / rate, as its header declares).
     """
 
-    def __init__(self, searcher: Searcher, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> None:
+    def __init__(self, searcher: Searcher, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+                 max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS) -> None:
         if max_upload_mb <= 0:
             raise DcinetError(f"--max-upload-mb must be positive, got {max_upload_mb}")
         self.searcher = searcher
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
+        self.max_pixels, self.max_audio_seconds = max_pixels, max_audio_seconds
+        self._searches = threading.BoundedSemaphore(MAX_CONCURRENT_SEARCHES)
         self.static = {p.name: p for p in STATIC_DIR.iterdir() if p.suffix in STATIC_TYPES}
         self.thumbnail = lru_cache(maxsize=4096)(self._thumbnail)
 
@@ -71,10 +122,19 @@ class SearchApp:
                 "thumbnail": f"/thumb/{where}" if media else None}
 
     def search(self, content_type: str, body: bytes) -> dict:
-        """Run a search body; raises :class:`RequestError` (400 / 415 / 422) for a bad one."""
-        request = parse_search(content_type, body)
+        """Run a search body; raises :class:`RequestError` (400 / 413 / 415 / 422) for a bad one."""
+        with self._searches:
+            request = parse_search(content_type, body)
+            if isinstance(request.query, bytes):
+                check_decoded_size(request.query, request.modality, self.max_pixels,
+                                   self.max_audio_seconds)
+            hits = self._search(request)
+        return {"query": {"modality": request.modality, "target": request.target, "k": request.k},
+                "results": [self._urls(h) for h in hits]}
+
+    def _search(self, request: SearchRequest) -> list[Hit]:
         try:
-            hits = self.searcher.search(request.query, request.modality, request.k,
+            return self.searcher.search(request.query, request.modality, request.k,
                                         request.target, name=f"uploaded {request.modality}")
         except DecodeError as exc:
             reason = re.sub(r" ?<[^<>]* object at 0x[0-9a-fA-F]+>", "", exc.reason)
@@ -82,8 +142,6 @@ class SearchApp:
                                     f"{reason}") from None
         except DcinetError as exc:
             raise RequestError(400, str(exc)) from None
-        return {"query": {"modality": request.modality, "target": request.target, "k": request.k},
-                "results": [self._urls(h) for h in hits]}
 
     def gallery_path(self, modality: str, row: str) -> Path:
         """The file of index row ``row`` of ``modality``; RequestError 404 when there is none."""
@@ -136,6 +194,16 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, data: dict) -> None:
         self._send(status, json.dumps(data).encode("utf-8"), JSON_TYPE)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad request line, unknown method, headers too long) as
+        JSON errors like every other, with a status line even when the request line was not
+        HTTP; the connection is closed after them."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9" and code == 400:  # unparseable request line
+            self.request_version = "HTTP/1.0"
+        self._json(code, {"error": message or self.responses.get(code, ("error",))[0]})
+
     def _guarded(self, route) -> None:
         try:
             route(urlsplit(self.path).path)
@@ -174,13 +242,14 @@ class Handler(BaseHTTPRequestHandler):
     def _post(self, path: str) -> None:
         if path != "/api/search":
             raise RequestError(404, f"not found: {path}")
-        raw = self.headers.get("Content-Length")
-        if raw is None:
+        given = self.headers.get_all("Content-Length") or []
+        if not given:
             self.close_connection = True
             raise RequestError(411, "a Content-Length header is required")
-        if not raw.strip().isdigit():
+        raw = given[0]
+        if len(set(given)) > 1 or not re.fullmatch(r"[0-9]{1,15}", raw.strip()):
             self.close_connection = True
-            raise RequestError(400, f"bad Content-Length {raw!r}")
+            raise RequestError(400, f"bad Content-Length {', '.join(given)[:60]!r}")
         length, limit = int(raw), self.app.max_upload_bytes
         if length > limit:
             self.close_connection = True  # the body is never read
@@ -193,14 +262,21 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, self.app.search(self.headers.get("Content-Type", ""), body))
 
 
+class SearchServer(ThreadingHTTPServer):
+    """One thread per connection; a listen backlog deep enough for a burst of clients (the
+    default 5 resets connections as soon as a few dozen arrive at once)."""
+
+    daemon_threads = True
+    request_queue_size = 512
+
+
 def make_server(app: SearchApp, host: str = "127.0.0.1", port: int = 8000,
                 quiet: bool = False) -> ThreadingHTTPServer:
     """A threading HTTP server for ``app`` bound to ``host:port`` (port 0 = any free port)."""
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = SearchServer((host, port), Handler)
     except OSError as exc:
         raise DcinetError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-    server.daemon_threads = True
     server.app = app  # type: ignore[attr-defined]
     server.quiet = quiet  # type: ignore[attr-defined]
     return server

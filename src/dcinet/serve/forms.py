@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from email import policy
+from email import errors, policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
@@ -54,6 +54,8 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, bytes]:
     message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
     if not isinstance(message, EmailMessage) or not message.is_multipart():
         raise RequestError(400, "the multipart body could not be parsed")
+    if any(isinstance(d, errors.CloseBoundaryNotFoundDefect) for d in message.defects):
+        raise RequestError(400, "the multipart body is incomplete (its closing boundary is missing)")
     fields: dict[str, bytes] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
@@ -92,7 +94,7 @@ def parse_search(content_type: str, body: bytes, default_k: int = 10) -> SearchR
     elif kind == "application/json":
         try:
             data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deep nesting
             raise RequestError(400, "the JSON body could not be parsed") from None
         if not isinstance(data, dict):
             raise RequestError(400, "the JSON body must be an object")
