@@ -120,8 +120,15 @@ def section_search(r: dict) -> list[str]:
 
 
 def section_server(r: dict) -> list[str]:
+    v, bad = r["valid"], r["invalid"]
     return ["## Server under load (`bench/bench_server.py`)", "",
-            "```", json.dumps(r, indent=1), "```", ""]
+            "Concurrent mixed requests (valid searches and malformed / oversized / hostile ones) "
+            "against `dcinet serve` on loopback:", "",
+            "| requests/s | valid p50 / p95 ms | invalid p50 / p95 ms | server RSS before / after / peak MiB | unexpected statuses |",
+            "|---|---|---|---|---|",
+            f"| {r['requests_per_s']:.0f} | {v['p50_ms']:.0f} / {v['p95_ms']:.0f} | {bad['p50_ms']:.0f} / "
+            f"{bad['p95_ms']:.0f} | {r['rss_before_mib']:.0f} / {r['rss_after_mib']:.0f} / "
+            f"{r['peak_rss_mib']:.0f} | {r['unexpected_status']} |", ""]
 
 
 def section_demo(r: dict) -> list[str]:
