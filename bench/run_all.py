@@ -128,7 +128,7 @@ def section_server(r: dict) -> list[str]:
             "|---|---|---|---|---|",
             f"| {r['requests_per_s']:.0f} | {v['p50_ms']:.0f} / {v['p95_ms']:.0f} | {bad['p50_ms']:.0f} / "
             f"{bad['p95_ms']:.0f} | {r['rss_before_mib']:.0f} / {r['rss_after_mib']:.0f} / "
-            f"{r['peak_rss_mib']:.0f} | {r['unexpected_status']} |", ""]
+            f"{r['peak_rss_mib']:.0f} | {', '.join(r['unexpected_status']) or 'none'} |", ""]
 
 
 def section_demo(r: dict) -> list[str]:
