@@ -324,7 +324,7 @@ def average_precision_parts(query_feats: np.ndarray | torch.Tensor,
         query_feats: (Nq, D) features; query_labels: (Nq,) class ids (any comparable dtype).
         gallery_parts: one ((Ng_m, D) features, (Ng_m,) class ids) pair per part (at least one).
         chunk_size: queries scored at once, rounded up to a multiple of :data:`SCORE_BLOCK`;
-            None = about 4M scores per chunk. Memory is O(chunk_size * Ng); the result does not
+            None = about 2M scores per chunk. Memory is O(chunk_size * Ng); the result does not
             depend on it.
 
     Returns:
@@ -343,9 +343,8 @@ def average_precision_parts(query_feats: np.ndarray | torch.Tensor,
                           g.shape[0], "gallery")
     q_labels = _as_labels(query_labels, q.shape[0], "query")
     if q.shape[1] != g.shape[1]:
-        raise DcinetError(
-            f"query and gallery features differ in dimension: {q.shape[1]} vs {g.shape[1]}"
-        )
+        raise DcinetError(f"query and gallery features differ in dimension: {q.shape[1]} vs "
+                          f"{g.shape[1]}")
     n_gallery = max(g.shape[0], 1)
     rows = min(chunk_size or _CHUNK_SCORES // n_gallery, _MAX_CHUNK_SCORES // n_gallery)
     rows = max(1, -(-rows // SCORE_BLOCK)) * SCORE_BLOCK  # chunks start at block boundaries
