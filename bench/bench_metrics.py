@@ -83,26 +83,29 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _peak_rss_mib() -> float:
+def _rss_mib(field: str = "VmHWM") -> float:
+    """Peak (VmHWM) or current (VmRSS) resident set size in MiB; ru_maxrss where no /proc."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_fast(feats, labels, repeats: int) -> tuple[list[tuple[float, float]], dict, dict, float]:
+def time_fast(feats, labels, repeats: int
+              ) -> tuple[list[tuple[float, float]], dict, dict, tuple[float, float]]:
     """(wall, CPU) seconds of each evaluate_directions run; per-query APs per direction; its mAPs;
-    peak RSS (MiB)."""
+    (RSS before, peak RSS during) in MiB."""
     times = []
     peak_reset = _reset_peak_rss()
+    before = _rss_mib("VmRSS")
     for _ in range(repeats):
         start, cpu = time.perf_counter(), time.process_time()
         result = evaluate_directions(feats, labels)
         times.append((time.perf_counter() - start, time.process_time() - cpu))
-    peak = _peak_rss_mib() if peak_reset else float("nan")
+    peak = (before, _rss_mib() if peak_reset else float("nan"))
     order = [m for m in TABLE_ORDER if m in feats]
     per_query = {}
     for q in order:
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     fast_runs, fast_ap, fast_maps, peak = time_fast(feats, labels, args.repeats)
     fast, fast_cpu = min(fast_runs)
     print(f"fast : {fast:7.2f} s wall, {fast_cpu:.2f} s CPU (best of {args.repeats}; walls "
-          f"{', '.join(f'{w:.2f}' for w, _ in fast_runs)}), peak RSS {peak:.0f} MiB", flush=True)
+          f"{', '.join(f'{w:.2f}' for w, _ in fast_runs)}); RSS {peak[0]:.0f} MiB before, "
+          f"peak {peak[1]:.0f} MiB", flush=True)
     (naive, naive_cpu), naive_ap = time_naive(feats, labels)
     print(f"naive: {naive:7.2f} s wall, {naive_cpu:.2f} s CPU; ratio {naive / fast:.1f}x wall, "
           f"{naive_cpu / fast_cpu:.1f}x CPU", flush=True)
@@ -177,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         "naive_s": naive, "naive_cpu_s": naive_cpu, "ratio": naive / fast,
         "ratio_cpu": naive_cpu / fast_cpu,
         "max_abs_diff_ap": max_diff, "max_abs_diff_map": map_diff,
-        "score_products_s": mm, "bare_sort_s": sort, "peak_rss_mib_fast": peak,
+        "score_products_s": mm, "bare_sort_s": sort, "rss_mib_before_fast": peak[0],
+        "peak_rss_mib_fast": peak[1],
         "map": fast_maps, "torch_threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_average": [load_before[0], os.getloadavg()[0]],
