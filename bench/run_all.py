@@ -2,7 +2,9 @@
 
 Each benchmark runs in its own process and writes JSON; this script only formats those figures
 (nothing here is typed in by hand). ``--quick`` runs the small variants (to check the pipeline),
-``--only step,metrics`` a subset. The demo's peak memory is the largest child RSS of a real
+``--only step,metrics`` a subset; ``--work DIR`` keeps the JSON figures, and
+``--render-only --work DIR`` rewrites ``BENCHMARKS.md`` from them (sections without figures are
+left out). The demo's peak memory is the peak RSS of a real
 ``dcinet demo`` run. GPU figures come from ``bench/gpu.sh`` on a CUDA machine and are included
 when ``bench/gpu_results.json`` exists.
 """
@@ -13,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,18 +37,31 @@ def run_json(script: str, args: list[str], work: Path) -> dict:
     return json.loads(out.read_text())
 
 
+DEMO_CHILD = (
+    "import json, resource, sys\n"
+    "from dcinet.cli import main\n"
+    "code = main(sys.argv[2:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+    "open(sys.argv[1], 'w').write(json.dumps({'peak_rss_mib': peak}))\n"
+    "sys.exit(code)\n"
+)
+
+
 def run_demo(work: Path, quick: bool) -> dict:
-    """A real ``dcinet demo`` in a child process: wall time and peak RSS."""
-    cmd = [PY, "-m", "dcinet.cli", "demo", "--data", str(work / "builtin"), "--out", str(work / "demo")]
+    """A real ``dcinet demo`` in its own process: wall time and that process's peak RSS."""
+    peak_file = work / "demo_peak.json"
+    args = ["demo", "--data", str(work / "builtin"), "--out", str(work / "demo")]
     if quick:
-        cmd.append("epochs=1")
-    print("$ dcinet demo", " ".join(cmd[6:]), flush=True)
+        args.append("epochs=1")
+    print("$ dcinet", " ".join(args), flush=True)
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO)
+    subprocess.run([PY, "-c", DEMO_CHILD, str(peak_file), *args], check=True, cwd=REPO)
     wall = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     results = json.loads((work / "demo" / "results.json").read_text())
-    return {"wall_s": wall, "peak_rss_mib": peak_mib, "quick": quick, "results": results}
+    out = {"wall_s": wall, "peak_rss_mib": json.loads(peak_file.read_text())["peak_rss_mib"],
+           "quick": quick, "results": results}
+    (work / "demo.json").write_text(json.dumps(out))
+    return out
 
 
 def machine() -> str:
@@ -149,22 +163,31 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small variants, to check the pipeline")
     ap.add_argument("--only", help="comma-separated subset of: step, metrics, search, server, demo")
     ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    ap.add_argument("--work", type=Path, help="folder for the figures (JSON); default: a new temp folder")
+    ap.add_argument("--render-only", action="store_true",
+                    help="run nothing: write BENCHMARKS.md from the JSON figures already in --work")
     args = ap.parse_args()
     chosen = set(args.only.split(",")) if args.only else {"step", "metrics", "search", "server", "demo"}
     quick = ["--quick"] if args.quick else []
-    work = Path(tempfile.mkdtemp(prefix="dcinet-bench-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="dcinet-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    runs = {
+        "step": lambda: run_json("bench_step.py", ["--img-size", "112", "--reps", "5"] if args.quick else [], work),
+        "metrics": lambda: run_json("bench_metrics.py", quick, work),
+        "search": lambda: run_json("bench_search.py", [*quick, "--work", str(work / "search")], work),
+        "server": lambda: run_json("bench_server.py", quick, work),
+        "demo": lambda: run_demo(work, args.quick),
+    }
+    saved = {"step": "bench_step.json", "metrics": "bench_metrics.json", "search": "bench_search.json",
+             "server": "bench_server.json", "demo": "demo.json"}
+    render = {"step": section_step, "metrics": section_metrics, "search": section_search,
+              "server": section_server, "demo": section_demo}
     sections: list[str] = []
-    if "step" in chosen:
-        step_args = ["--img-size", "112", "--reps", "5"] if args.quick else []
-        sections += section_step(run_json("bench_step.py", step_args, work))
-    if "metrics" in chosen:
-        sections += section_metrics(run_json("bench_metrics.py", quick, work))
-    if "search" in chosen:
-        sections += section_search(run_json("bench_search.py", [*quick, "--work", str(work / "search")], work))
-    if "server" in chosen and (BENCH / "bench_server.py").exists():
-        sections += section_server(run_json("bench_server.py", quick, work))
-    if "demo" in chosen:
-        sections += section_demo(run_demo(work, args.quick))
+    for name, run in runs.items():
+        if name in chosen and not args.render_only:
+            run()
+        if (work / saved[name]).exists():
+            sections += render[name](json.loads((work / saved[name]).read_text()))
     gpu = BENCH / "gpu_results.json"
     sections += section_gpu(json.loads(gpu.read_text())) if gpu.exists() else [
         "## GPU", "", "Not measured yet: no CUDA machine was available. `bash bench/gpu.sh` measures "
