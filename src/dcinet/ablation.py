@@ -13,7 +13,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-from dcinet.config import Config
+from dcinet.config import ABLATION_GRIDS, Config
 from dcinet.engine import fit
 from dcinet.errors import DcinetError
 from dcinet.plots import plot_curves
@@ -21,11 +21,11 @@ from dcinet.retrieval.evaluate import evaluate_run
 from dcinet.runs import CONFIG_FILE, read_metrics
 
 PAPER_BACKBONES = ("resnet50", "vgg16", "vgg19", "vit_base_patch16_224")
-GRIDS = ("components", "layers", "backbones")
 
 
 def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> list[tuple[str, dict]]:
-    """(row name, overrides) for a grid: components (Tables 1-2), layers (3), backbones (4)."""
+    """(row name, overrides) for a grid: components (Tables 1-2), layers (3), backbones (4), and
+    methods: DCINet against the FGCrossNet baseline, same backbone, data, schedule and evaluator."""
     if grid == "components":
         base = cfg.backbone
         return [(base, {"interaction": "none"}), (f"{base}+CMCI", {"interaction": "cmci"}),
@@ -35,7 +35,10 @@ def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> 
         return [(f"layer{k}", {"interaction": "cmsi+cmci", "layer": k}) for k in (1, 2, 3, 4)]
     if grid == "backbones":
         return [(b, {"interaction": "cmsi+cmci", "backbone": b}) for b in (backbones or PAPER_BACKBONES)]
-    raise DcinetError(f"unknown grid '{grid}' (choose {', '.join(GRIDS)})")
+    if grid == "methods":
+        return [("FGCrossNet", {"method": "fgcrossnet"}),
+                ("DCINet", {"method": "dcinet", "interaction": "cmsi+cmci"})]
+    raise DcinetError(f"unknown grid '{grid}' (choose {', '.join(ABLATION_GRIDS)})")
 
 
 def _train_or_reuse(cfg: Config, data: Path, run_dir: Path, progress: bool) -> list[dict]:

@@ -27,6 +27,8 @@ SAMPLERS = ("random", "class_aware")
 SCHEDULERS = ("none", "cosine", "step")
 FEATURES = ("softmax", "logits", "embedding")
 FORMATS = ("folder", "fgxmedia", "cub")
+# `dcinet ablate --grid`: Tables 1-2, Table 3, Table 4, and DCINet against the FGCrossNet baseline
+ABLATION_GRIDS = ("components", "layers", "backbones", "methods")
 
 
 @dataclass
@@ -60,7 +62,7 @@ class Config:
     w_modal: float = 1.0  # weight of L_img + L_aud + L_txt
     w_dual: float = 1.0  # weight of L_dual
     w_center: float = 0.001  # fgcrossnet only
-    w_quadruplet: float = 1.0  # fgcrossnet only
+    w_quadruplet: float = 0.1  # fgcrossnet only (the public code's weight; 1.0 collapses the embedding)
     quadruplet_margin1: float = 1.0  # fgcrossnet: alpha_1 of the quadruplet loss, max(0, d(i,j) - d(i,k) + a1)
     quadruplet_margin2: float = 0.5  # fgcrossnet: alpha_2, max(0, d(i,j) - d(l,k) + a2)
     # --- data and batching ---

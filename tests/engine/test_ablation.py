@@ -19,6 +19,12 @@ def test_grid_entries_follow_the_paper_tables():
     assert [o["layer"] for _, o in grid_entries("layers", cfg)] == [1, 2, 3, 4]
     assert [o["backbone"] for _, o in grid_entries("backbones", cfg)] == [
         "resnet50", "vgg16", "vgg19", "vit_base_patch16_224"]
+    methods = grid_entries("methods", cfg)
+    assert [(name, o["method"]) for name, o in methods] == [
+        ("FGCrossNet", "fgcrossnet"), ("DCINet", "dcinet")]
+    # every other key (backbone, schedule, data, seed) comes from the shared config
+    assert set(methods[0][1]) == {"method"}
+    assert methods[1][1]["interaction"] == "cmsi+cmci"
     with pytest.raises(DcinetError, match="unknown grid"):
         grid_entries("colours", cfg)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.config import ABLATION_GRIDS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ablate", help="train and evaluate an ablation grid (paper Tables 1-4)")
-    p.add_argument("--grid", required=True, choices=("components", "layers", "backbones"),
-                   help="components = Tables 1-2, layers = Table 3, backbones = Table 4")
+    p.add_argument("--grid", required=True, choices=ABLATION_GRIDS,
+                   help="components = Tables 1-2, layers = Table 3, backbones = Table 4, "
+                        "methods = DCINet vs the FGCrossNet baseline")
     p.add_argument("--config", default="paper", help="preset or YAML file for every run")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--format", choices=("folder", "fgxmedia", "cub"))
