@@ -97,19 +97,26 @@ def section_step(r: dict) -> list[str]:
 
 def section_metrics(r: dict) -> list[str]:
     sizes = ", ".join(f"{m} {n:,}" for m, n in r["sizes"].items())
+    first = r["fast_runs_s"][0]
     return [
         "## Evaluation: all nine directions at PKU FG-XMedia size (`bench/bench_metrics.py`)", "",
         f"Test items {sizes}; {r['classes']} classes; {r['dim']}-d features.", "",
-        "| path | seconds | ratio |", "|---|---|---|",
-        f"| naive per-query Python loop over the ranking | {r['naive_s']:.2f} | 1 |",
+        "| path | seconds | dcinet is faster by |", "|---|---|---|",
+        "| naive: per query a stable argsort, then a Python loop over the ranking comparing one "
+        f"label at a time (the reference evaluations' style) | {r['naive_s']:.2f} | "
+        f"**{r['ratio']:.1f}x** |",
+        "| vectorised: the same argsort, numpy for the label comparison and running precision | "
+        f"{r['vectorised_s']:.2f} | {r['ratio_vectorised']:.1f}x |",
         f"| stable sort of every score row only (no AP) | {r['bare_sort_s']:.2f} | "
-        f"{r['naive_s'] / r['bare_sort_s']:.1f}x faster than naive |",
+        f"{r['bare_sort_s'] / r['fast_s']:.1f}x |",
         f"| score matrix products only | {r['score_products_s']:.2f} | |",
-        f"| dcinet (exact, rank counting) | {r['fast_s']:.2f} | **{r['ratio']:.1f}x** faster than naive, "
-        f"{r['bare_sort_s'] / r['fast_s']:.1f}x faster than the bare sort |", "",
-        f"Agreement with the naive loop: max |ΔAP| = {r['max_abs_diff_ap']:.1e}, max |ΔmAP| = "
-        f"{r['max_abs_diff_map']:.1e} (target < 1e-9). Target speed-up >= 30x. Peak RSS of the fast "
-        f"path: {r['peak_rss_mib_fast']:.0f} MiB.", ""]
+        f"| dcinet (exact, rank counting, compiled kernel) | {r['fast_s']:.2f} | |", "",
+        f"dcinet's time is the best of {len(r['fast_runs_s'])} runs; the first run in a process "
+        f"took {first:.2f} s (it loads the compiled kernel from numba's cache, or compiles it once "
+        "per machine). Agreement with the naive loop and the vectorised baseline: max |ΔAP| = "
+        f"{r['max_abs_diff_ap']:.1e}, max |ΔmAP| = {r['max_abs_diff_map']:.1e} (target < 1e-9). "
+        f"Target speed-up over the naive loop >= 30x. Peak RSS of the fast path: "
+        f"{r['peak_rss_mib_fast']:.0f} MiB.", ""]
 
 
 def section_search(r: dict) -> list[str]:

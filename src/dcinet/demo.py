@@ -13,7 +13,7 @@ from dcinet.engine import fit
 from dcinet.retrieval.directions import evaluate_directions
 from dcinet.retrieval.evaluate import test_samples
 from dcinet.retrieval.features import ModalityFeatures, extract_features
-from dcinet.retrieval.metrics import cosine_scores
+from dcinet.retrieval.scores import cosine_scores
 from dcinet.runs import CONFIG_FILE, read_metrics
 from dcinet.trained import load_trained
 

@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 
 from dcinet.errors import DcinetError
-from dcinet.retrieval.directions import (
-    average_precision_without_self,
-    bimodal_directions,
-    direction_name,
-    evaluate_directions,
-)
+from dcinet.retrieval.directions import bimodal_directions, direction_name, evaluate_directions
+from dcinet.retrieval.metrics import average_precision_without_self
 from dcinet.retrieval.naive import average_precision_naive
 
 

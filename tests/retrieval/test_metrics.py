@@ -11,14 +11,12 @@ from hypothesis.extra.numpy import arrays
 
 from dcinet.errors import DcinetError
 from dcinet.retrieval.metrics import (
-    SCORE_BLOCK,
     average_precision,
     average_precision_parts,
-    cosine_scores,
-    l2_normalize,
     mean_average_precision,
 )
 from dcinet.retrieval.naive import average_precision_naive
+from dcinet.retrieval.scores import SCORE_BLOCK, cosine_scores, l2_normalize
 
 
 def _angles(degrees: list[float]) -> np.ndarray:

@@ -17,7 +17,13 @@ from dcinet.retrieval.naive import average_precision_naive, ranked_average_preci
     ([], 0.0),
 ])
 def test_ranked_average_precision(ranking, expected):
-    assert ranked_average_precision(ranking) == pytest.approx(expected, abs=1e-15)
+    labels = np.where(ranking, "wren", "finch")  # the query is a wren
+    assert ranked_average_precision(np.arange(len(ranking)), labels, "wren") == pytest.approx(
+        expected, abs=1e-15)
+    # the order decides, not the gallery layout
+    reverse = np.arange(len(ranking))[::-1]
+    assert ranked_average_precision(reverse, labels[::-1], "wren") == pytest.approx(
+        expected, abs=1e-15)
 
 
 def test_ranks_by_descending_cosine_with_ties_by_index():

@@ -9,7 +9,8 @@ same scores.
 
 A dataset with a single modality X (e.g. CUB photos) has no bimodal direction; it gets the
 *unimodal* direction X2X (``i2i``) besides X->all: every test item queries all the *other* test
-items, the query removed from its own gallery (:func:`average_precision_without_self`), the usual
+items, the query removed from its own gallery
+(:func:`~dcinet.retrieval.metrics.average_precision_without_self`), the usual
 metric of single-modality retrieval benchmarks. Its X->all keeps the query in the gallery, so the
 self-match (rank 1 for any non-degenerate feature) inflates it.
 """
@@ -22,16 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
-from dcinet.retrieval.metrics import (
-    SCORE_BLOCK,
-    average_precision_parts,
-    l2_normalize,
-    normalized_scores,
-)
+from dcinet.retrieval.metrics import average_precision_parts, average_precision_without_self
 
 ABBREVIATIONS = {"image": "i", "text": "t", "audio": "a", "video": "v"}
 TABLE_ORDER = ("image", "text", "audio", "video")  # the paper's column order
@@ -151,7 +146,8 @@ def evaluate_directions(features: dict[str, np.ndarray], labels: dict[str, np.nd
         features: modality -> (N_m, D) test features (all modalities the same D).
         labels: modality -> (N_m,) class ids, same keys as ``features``.
         chunk_size: queries scored at once (:func:`~dcinet.retrieval.metrics.average_precision_parts`,
-            :func:`average_precision_without_self`); the result does not depend on it.
+            :func:`~dcinet.retrieval.metrics.average_precision_without_self`); the result does not
+            depend on it.
 
     Raises:
         DcinetError: unknown modality, missing labels, no items, or mismatched shapes.
@@ -184,45 +180,6 @@ def evaluate_directions(features: dict[str, np.ndarray], labels: dict[str, np.nd
         queries={n: queries[n] for n in order}, galleries={n: galleries[n] for n in order},
         unimodal=unimodal,
     )
-
-
-def average_precision_without_self(features: np.ndarray, labels: np.ndarray,
-                                   chunk_size: int | None = None) -> np.ndarray:
-    """AP of every item querying all the *other* items: the query is removed from its gallery.
-
-    Same protocol as :mod:`dcinet.retrieval.metrics` (cosine scores computed by
-    :func:`~dcinet.retrieval.metrics.normalized_scores`, so the same float bits; ties by gallery
-    index; a query with no other item of its class scores 0). Each row's own score is set to
-    -inf, which ranks the query after every other item, and that last place is then dropped.
-
-    Args:
-        features: (N, D) real features; labels: (N,) class ids (any comparable dtype).
-        chunk_size: queries ranked at once, rounded up to a multiple of
-            :data:`~dcinet.retrieval.metrics.SCORE_BLOCK`; None = about 2M scores per chunk.
-            Memory is O(chunk_size * N); the result does not depend on it.
-
-    Returns:
-        (N,) float64 AP in [0, 1] (all 0 when N == 1: the gallery is empty).
-    """
-    x = l2_normalize(features)
-    n = x.shape[0]
-    codes = torch.from_numpy(np.unique(np.asarray(labels), return_inverse=True)[1].reshape(-1))
-    ap = np.zeros(n, dtype=np.float64)
-    if n < 2:
-        return ap
-    rows = chunk_size or (1 << 21) // n
-    rows = max(1, -(-rows // SCORE_BLOCK)) * SCORE_BLOCK  # chunks start at block boundaries
-    ranks = torch.arange(1, n, dtype=torch.float64)  # 1 .. N - 1: the gallery without the query
-    for start in range(0, n, rows):
-        scores = normalized_scores(x[start:start + rows], x)                    # (b, N) float32
-        own = torch.arange(start, start + scores.shape[0])
-        scores[torch.arange(scores.shape[0]), own] = -torch.inf
-        order = torch.argsort(-scores, dim=1, stable=True)[:, :-1]              # query dropped
-        relevant = codes[order] == codes[own][:, None]                          # (b, N - 1)
-        hits = relevant.cumsum(1)
-        precision_sum = torch.where(relevant, hits / ranks, 0.0).sum(1)
-        ap[start:start + len(own)] = (precision_sum / hits[:, -1].clamp_min(1)).numpy()
-    return ap
 
 
 def _check(features: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> list[str]:

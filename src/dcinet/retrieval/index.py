@@ -1,7 +1,7 @@
 """``index``: FAISS indexes over L2-normalised embeddings, one per modality, metadata beside them.
 
 Cosine similarity is the inner product of L2-normalised vectors (normalised with
-:func:`~dcinet.retrieval.metrics.l2_normalize`, as ``evaluate`` does). ``flat`` (default) is exact;
+:func:`~dcinet.retrieval.scores.l2_normalize`, as ``evaluate`` does). ``flat`` (default) is exact;
 ``ivf`` (an inverted file of ``nlist`` k-means cells, ``nprobe`` of them visited per query) is
 approximate and meant for large galleries only. Layout of ``INDEX_DIR``:
 
@@ -41,7 +41,7 @@ def default_nlist(n: int) -> int:
 
 def normalized(x: np.ndarray) -> np.ndarray:
     """Rows of ``(N, D)`` scaled to unit L2 norm (zero rows stay zero); C-contiguous float32."""
-    from dcinet.retrieval.metrics import l2_normalize
+    from dcinet.retrieval.scores import l2_normalize
 
     return np.ascontiguousarray(l2_normalize(np.array(x, dtype=np.float32)).numpy())
 
