@@ -29,9 +29,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line; ``key=value`` overrides may stand before, between or after flags.
+
+    argparse fills a ``nargs="*"`` positional from one run of arguments only, so the overrides
+    after a flag come back unrecognised: they are appended, in order, to the verb's overrides.
+    Anything else unrecognised is an error (exit 2 with argparse's usage message).
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra
+             if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error)."""
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return int(args.func(args) or 0)
     except DcinetError as exc:
