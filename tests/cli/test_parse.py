@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dcinet.cli import parse
+from dcinet.cli import main, parse
 
 
 def test_overrides_may_stand_between_and_after_flags():
@@ -19,7 +19,7 @@ def test_overrides_may_stand_between_and_after_flags():
 
 @pytest.mark.parametrize("argv", [
     ["train", "--data", "D", "--out", "R", "--bogus"],        # unknown flag
-    ["train", "--data", "D", "--out", "R", "--quiet", "oops"],  # not key=value
+    ["train", "--data", "D", "--out", "R", "epochs=3", "--quiet", "oops"],  # not key=value
     ["index", "E", "--out", "I", "k=3"],                      # a verb without overrides
 ])
 def test_stray_arguments_exit_2_naming_them(argv, capsys):
@@ -27,3 +27,8 @@ def test_stray_arguments_exit_2_naming_them(argv, capsys):
         parse(argv)
     assert exc.value.code == 2
     assert f"unrecognized arguments: {argv[-1]}" in capsys.readouterr().err
+
+
+def test_an_override_without_equals_sign_is_a_user_error(capsys):
+    assert main(["train", "--data", "D", "--out", "R", "--quiet", "oops"]) == 2
+    assert "override 'oops' is not of the form key=value" in capsys.readouterr().err
