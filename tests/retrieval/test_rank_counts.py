@@ -12,9 +12,9 @@ from dcinet.retrieval.rank_counts import MAX_BUCKETS, block_average_precision, n
 def _kernel(scores: np.ndarray, labels: np.ndarray, query_labels: np.ndarray,
             parts: np.ndarray | None = None, self_col: np.ndarray | None = None,
             n_buckets: int = 16) -> np.ndarray:
-    """Run the kernel on (Nq, Ng) float32 scores laid out as one block of Nq queries."""
+    """Run the kernel on (Nq, Ng) float32 scores."""
     nq, ng = scores.shape
-    bits = np.ascontiguousarray(scores.T[None]).view(np.int32)                  # (1, Ng, Nq)
+    bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.int32)
     rel = [np.flatnonzero(labels == y) for y in query_labels]
     n_rel = np.array([len(r) for r in rel], dtype=np.int64)
     cols = np.zeros((nq, max(int(n_rel.max()), 1)), dtype=np.int64)

@@ -22,13 +22,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from numba import get_num_threads
 
 from dcinet.errors import DcinetError
 from dcinet.retrieval.rank_counts import block_average_precision, n_buckets_for
 from dcinet.retrieval.scores import SCORE_BLOCK, l2_normalize, score_blocks
 
-# Default scores per chunk (32 MB of float32); a chunk holds at least two blocks per thread.
+# Default scores per chunk: 32 MB of float32.
 _CHUNK_SCORES = 1 << 23
 
 
@@ -99,9 +98,7 @@ def average_precision_parts(query_feats: np.ndarray | torch.Tensor,
                          or not np.array_equal(q_labels, g_labels[: q.shape[0]])):
         raise DcinetError("exclude_self needs the queries to be the first gallery items")
     n_gallery = g.shape[0]
-    blocks_per_chunk = max(2 * get_num_threads(),
-                           _CHUNK_SCORES // (max(n_gallery, 1) * SCORE_BLOCK))
-    rows = chunk_size or blocks_per_chunk * SCORE_BLOCK
+    rows = chunk_size or _CHUNK_SCORES // max(n_gallery, 1)
     rows = max(1, -(-rows // SCORE_BLOCK)) * SCORE_BLOCK  # chunks start at block boundaries
     part_of = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
     n_buckets = n_buckets_for(n_gallery)
@@ -114,19 +111,14 @@ def average_precision_parts(query_feats: np.ndarray | torch.Tensor,
         stop = min(start + rows, q.shape[0])
         if not n_rel[start:stop].any():  # no query here has a relevant item: AP stays 0
             continue
-        blocks = score_blocks(q[start:stop], g, out=scores_buf)
-        padded = blocks.shape[0] * SCORE_BLOCK
-        chunk_rel = np.zeros(padded, dtype=np.int64)
-        chunk_rel[: stop - start] = n_rel[start:stop]
-        chunk_cols = np.zeros((padded, max(int(chunk_rel.max()), 1)), dtype=np.int64)
-        chunk_cols[: stop - start] = rel_cols[start:stop, : chunk_cols.shape[1]]
-        self_col = np.full(padded, -1, dtype=np.int64)
-        if exclude_self:
-            self_col[: stop - start] = np.arange(start, stop)
-        chunk_ap = np.empty((padded, 1 + len(sizes)), dtype=np.float64)
-        block_average_precision(blocks.numpy().view(np.int32), chunk_cols, chunk_rel, self_col,
-                                part_of, len(sizes), n_buckets, chunk_ap)
-        ap[start:stop] = chunk_ap[: stop - start]
+        scores = score_blocks(q[start:stop], g, out=scores_buf)[: stop - start]
+        r_max = max(int(n_rel[start:stop].max()), 1)
+        self_col = (np.arange(start, stop) if exclude_self
+                    else np.full(stop - start, -1)).astype(np.int64)
+        block_average_precision(scores.numpy().view(np.int32),
+                                np.ascontiguousarray(rel_cols[start:stop, :r_max]),
+                                n_rel[start:stop], self_col, part_of, len(sizes), n_buckets,
+                                ap[start:stop])
     return ap[:, 0], [ap[:, 1 + m] for m in range(len(sizes))]
 
 

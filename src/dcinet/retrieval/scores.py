@@ -40,15 +40,15 @@ def l2_normalize(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def score_blocks(query: torch.Tensor, gallery: torch.Tensor,
                  out: torch.Tensor | None = None) -> torch.Tensor:
-    """Dot products of normalised rows, in blocks of :data:`SCORE_BLOCK` queries.
+    """Dot products of normalised rows, computed in blocks of :data:`SCORE_BLOCK` queries.
 
     Args:
         query: (Nq, D) float32; gallery: (Ng, D) float32, both from :func:`l2_normalize`.
-        out: optional float32 buffer with at least nb * Ng * SCORE_BLOCK elements, reused.
+        out: optional float32 buffer with at least nb * SCORE_BLOCK * Ng elements, reused.
 
     Returns:
-        (nb, Ng, SCORE_BLOCK) float32, nb = ceil(Nq / SCORE_BLOCK): ``[b, j, c]`` is the score of
-        query ``b * SCORE_BLOCK + c`` with gallery item ``j`` (queries past Nq score 0).
+        (nb * SCORE_BLOCK, Ng) float32, nb = ceil(Nq / SCORE_BLOCK): row ``i`` holds the scores of
+        query ``i`` with every gallery item (rows past Nq score 0).
     """
     n, dim = query.shape
     n_gallery = gallery.shape[0]
@@ -57,27 +57,26 @@ def score_blocks(query: torch.Tensor, gallery: torch.Tensor,
                           f"{gallery.shape[1]}")
     if n_gallery == 1:  # a matrix-vector product would round differently: use two rows
         return score_blocks(query, gallery.repeat(2, 1))[:, :1].contiguous()
-    shape = (-(-n // SCORE_BLOCK), n_gallery, SCORE_BLOCK)
-    size = shape[0] * shape[1] * shape[2]
-    out = torch.empty(shape) if out is None else out.view(-1)[:size].view(shape)
+    n_blocks = -(-n // SCORE_BLOCK)
+    size = n_blocks * SCORE_BLOCK * n_gallery
+    out = torch.empty(size) if out is None else out.view(-1)[:size]
+    out = out.view(n_blocks, SCORE_BLOCK, n_gallery)
     block = torch.empty(SCORE_BLOCK, dim)
-    gallery = gallery.contiguous()
-    for b in range(shape[0]):
+    for b in range(n_blocks):
         rows = query[b * SCORE_BLOCK: (b + 1) * SCORE_BLOCK]
         block[: len(rows)] = rows
         block[len(rows):] = 0.0
-        torch.mm(gallery, block.T, out=out[b])
-    return out
+        torch.mm(block, gallery.T, out=out[b])
+    return out.view(-1, n_gallery)
 
 
 def normalized_scores(query: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
-    """(Nq, Ng) float32 scores of normalised rows; row ``i`` as :func:`score_blocks` computes it.
+    """(Nq, Ng) float32 scores of normalised rows, as :func:`score_blocks` computes them.
 
     Splitting ``query`` into parts that start at multiples of :data:`SCORE_BLOCK` gives the same
     bits as one call.
     """
-    blocks = score_blocks(query, gallery)
-    return blocks.transpose(1, 2).reshape(-1, gallery.shape[0])[: query.shape[0]]
+    return score_blocks(query, gallery)[: query.shape[0]]
 
 
 def cosine_scores(query: np.ndarray | torch.Tensor, gallery: np.ndarray | torch.Tensor
