@@ -147,3 +147,13 @@ def test_load_audio_wave_and_ready_made_picture(tmp_path):
     y = load_audio(picture, 24, 16000, 256, 64, cache_dir=tmp_path)
     assert torch.equal(y, load_image(picture, 24, 24))  # resized straight to 24 x 24, no crop
     assert torch.equal(y, load_audio(picture.read_bytes(), 24, 16000, 256, 64, cache_dir=tmp_path))
+
+
+def test_declared_seconds_reads_the_header_only(tmp_path):
+    from dcinet.data.audio import declared_seconds
+
+    path = tmp_path / "two.wav"
+    sf.write(path, _sine(440, 8000, seconds=2.0), 8000)
+    assert declared_seconds(path.read_bytes()) == pytest.approx(2.0)
+    assert declared_seconds(b"not audio at all") is None
+    assert declared_seconds(b"") is None

@@ -76,6 +76,22 @@ class _SeekGuard(io.BytesIO):
         return super().seek(offset, whence)
 
 
+def declared_seconds(data: bytes) -> float | None:
+    """The length an audio file's header declares, without decoding it.
+
+    Returns:
+        Seconds (``inf`` when the header gives no length), or None when the bytes are not an
+        audio file soundfile can read the header of.
+    """
+    try:
+        info = sf.info(_SeekGuard(data))
+    except Exception:  # libsndfile's errors come as several types; any of them means "unknown"
+        return None
+    if info.samplerate <= 0:
+        return None
+    return float("inf") if info.frames >= 2**62 else info.frames / info.samplerate
+
+
 def read_audio(src: Path | str | bytes, name: str | None = None) -> tuple[np.ndarray, int]:
     """Decode an audio file (or its bytes) to a mono waveform.
 

@@ -59,10 +59,9 @@ def check_decoded_size(data: bytes, modality: str, max_pixels: int, max_seconds:
         RequestError: 413 naming the declared size and the limit. A header that cannot be read
             passes: the decoder then names the problem (a 422).
     """
-    import soundfile as sf
     from PIL import Image
 
-    from dcinet.data.audio import _SeekGuard, is_picture
+    from dcinet.data.audio import declared_seconds, is_picture
 
     if modality == "image" or is_picture(data):
         try:
@@ -76,13 +75,10 @@ def check_decoded_size(data: bytes, modality: str, max_pixels: int, max_seconds:
             raise RequestError(413, f"the uploaded {modality} is too large: {width} x {height} "
                                     f"pixels, the limit is {max_pixels / 1e6:g} megapixels")
         return
-    try:
-        info = sf.info(_SeekGuard(data))
-    except Exception:  # not audio: the decoder's error is clearer
-        return
-    if info.samplerate > 0 and info.frames / info.samplerate > max_seconds:
-        seconds = "an unknown length" if info.frames >= 2**62 else f"{info.frames / info.samplerate:.0f} s"
-        raise RequestError(413, f"the uploaded audio is too long: {seconds}, "
+    seconds = declared_seconds(data)  # None: not audio, the decoder's error is clearer
+    if seconds is not None and seconds > max_seconds:
+        length = "an unknown length" if seconds == float("inf") else f"{seconds:.0f} s"
+        raise RequestError(413, f"the uploaded audio is too long: {length}, "
                                 f"the limit is {max_seconds:g} s")
 
 
