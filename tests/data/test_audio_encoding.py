@@ -157,3 +157,15 @@ def test_declared_seconds_reads_the_header_only(tmp_path):
     assert declared_seconds(path.read_bytes()) == pytest.approx(2.0)
     assert declared_seconds(b"not audio at all") is None
     assert declared_seconds(b"") is None
+
+
+def test_load_audio_without_cache_writes_nothing_and_matches(tmp_path):
+    path = tmp_path / "a.wav"
+    sf.write(path, _sine(440, 8000), 8000)
+    cached = load_audio(path, 32, 8000, 256, 64, cache_dir=tmp_path / "cache")
+    direct = load_audio(path.read_bytes(), 32, 8000, 256, 64, cache_dir=tmp_path / "none",
+                        cache=False)
+    assert torch.equal(cached, direct)
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(DecodeError, match="my upload"):
+        load_audio(b"not audio", 32, 8000, 256, 64, name="my upload", cache=False)

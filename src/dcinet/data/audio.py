@@ -220,15 +220,21 @@ def cached_spectrogram_db(data: bytes, name: str, sample_rate: int, n_fft: int, 
 
 
 def load_audio(src: Path | str | bytes, img_size: int, sample_rate: int, n_fft: int, hop_length: int,
-               cache_dir: Path | str | None = None) -> torch.Tensor:
+               cache_dir: Path | str | None = None, name: str | None = None,
+               cache: bool = True) -> torch.Tensor:
     """Audio file (or bytes) -> normalised float32 image ``(3, img_size, img_size)``.
 
     Spectrogram pictures (:func:`is_picture`) are resized to ``img_size`` without cropping;
-    waveforms go through :func:`cached_spectrogram_db` and :func:`spectrogram_image`.
+    waveforms go through :func:`cached_spectrogram_db` (or straight through
+    :func:`spectrogram_db` with ``cache=False``, e.g. for one-off uploads) and
+    :func:`spectrogram_image`. ``name`` is what errors call the audio (default: its path).
     """
     if is_picture(src):
         return load_image(src, img_size, img_size)
-    name = str(src) if not isinstance(src, bytes) else "<audio bytes>"
+    name = name or (str(src) if not isinstance(src, bytes) else "<audio bytes>")
     data = src if isinstance(src, bytes) else _read_bytes(src)
-    db = cached_spectrogram_db(data, name, sample_rate, n_fft, hop_length, cache_dir)
+    if cache:
+        db = cached_spectrogram_db(data, name, sample_rate, n_fft, hop_length, cache_dir)
+    else:
+        db = spectrogram_db(*read_audio(data, name), sample_rate, n_fft, hop_length)
     return spectrogram_image(db, img_size)

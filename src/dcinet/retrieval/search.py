@@ -103,7 +103,7 @@ class Searcher:
         Raises:
             DcinetError: unknown modality, empty text, undecodable image / audio (naming ``name``).
         """
-        from dcinet.data.audio import is_picture, read_audio, spectrogram_db, spectrogram_image
+        from dcinet.data.audio import load_audio
         from dcinet.data.image import load_image
         from dcinet.data.text import encode_text
 
@@ -121,11 +121,10 @@ class Searcher:
             raise DcinetError(f"{label}: the {modality} file is empty (0 bytes)")
         if modality == "image":
             return load_image(data, cfg.img_size, cfg.resize)[None]
-        if is_picture(data):  # a ready-made spectrogram picture, as the gallery's .png audio
-            return load_image(data, cfg.img_size, cfg.img_size)[None]
-        wave, rate = read_audio(data, label)
-        db = spectrogram_db(wave, rate, cfg.sample_rate, cfg.n_fft, cfg.hop_length)
-        return spectrogram_image(db, cfg.img_size)[None]
+        # a waveform or a ready-made spectrogram picture (as the gallery's .png audio); uploads
+        # are not written to the spectrogram cache
+        return load_audio(data, cfg.img_size, cfg.sample_rate, cfg.n_fft, cfg.hop_length,
+                          name=label, cache=False)[None]
 
     def embed_query(self, query: QuerySource, modality: str, name: str | None = None) -> np.ndarray:
         """The query's feature, float32 ``(D,)`` (not normalised), as ``embed`` computes rows."""
