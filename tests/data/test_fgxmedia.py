@@ -15,9 +15,9 @@ from PIL import Image
 from dcinet.cli import main
 from dcinet.config import Config
 from dcinet.data.audio import load_audio
+from dcinet.data.fgx_lists import read_fgxmedia
 from dcinet.data.fgxmedia import PrepareReport, prepare_fgxmedia
 from dcinet.data.loading import SampleLoader
-from dcinet.data.readers import read_fgxmedia
 
 LIST_SIZES = {"image": (5994, 5794), "audio": (6000, 6000), "text": (4000, 4000)}
 

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from dcinet.data.audio import load_audio, read_audio
+from dcinet.data.cub import CUB_FILES, read_cub
+from dcinet.data.fgx_lists import parse_list_file, read_fgxmedia
 from dcinet.data.image import load_image, open_image
 from dcinet.data.problems import DecodeError, Problem
-from dcinet.data.readers import CUB_FILES, parse_list_file, read_cub, read_fgxmedia
 from dcinet.data.text import VOCAB_SIZE, decode_text, encode_text, read_text
 from dcinet.data.video import list_frames
 from dcinet.errors import DcinetError

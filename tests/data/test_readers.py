@@ -7,16 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from dcinet.data.cub import read_cub
+from dcinet.data.fgx_lists import ListEntry, parse_list_file, read_fgxmedia
 from dcinet.data.problems import Problem
-from dcinet.data.readers import (
-    ListEntry,
-    parse_list_file,
-    read_collection,
-    read_cub,
-    read_fgxmedia,
-    read_folder,
-    strip_class_prefix,
-)
+from dcinet.data.reader_common import strip_class_prefix
+from dcinet.data.readers import read_collection, read_folder
 from dcinet.errors import DcinetError
 
 

@@ -19,9 +19,9 @@ import importlib
 _EXPORTS = {
     "Sample": "records", "Collection": "records", "MODALITIES": "records", "SPLITS": "records",
     "Problem": "problems", "DecodeError": "problems",
-    "read_collection": "readers", "read_folder": "readers", "read_fgxmedia": "readers",
-    "read_cub": "readers", "parse_list_file": "readers", "ListEntry": "readers",
-    "read_fgxmedia_lists": "readers",
+    "read_collection": "readers", "read_folder": "readers", "read_fgxmedia": "fgx_lists",
+    "read_cub": "cub", "parse_list_file": "fgx_lists", "ListEntry": "fgx_lists",
+    "read_fgxmedia_lists": "fgx_lists",
     "load_image": "image", "load_audio": "audio", "read_audio": "audio",
     "spectrogram_db": "audio", "spectrogram_image": "audio", "spectrogram_grey": "audio",
     "list_frames": "video", "spaced_frames": "video", "load_video_frames": "video",

@@ -19,7 +19,7 @@ import torch
 
 from dcinet.data.image import load_image
 from dcinet.data.problems import DecodeError
-from dcinet.data.readers import FRAME_SUFFIXES
+from dcinet.data.reader_common import FRAME_SUFFIXES
 
 _FRAME_STREAM = 7  # last entry of the frame-choice rng key, apart from the sampler's streams
 _DIGITS = re.compile(r"(\d+)", re.ASCII)
