@@ -192,6 +192,33 @@ def test_parts_equal_separate_calls():
         np.testing.assert_allclose(ap, average_precision_naive(q, ql, feats, labels), atol=1e-9)
 
 
+@pytest.mark.parametrize("chunk_size", [None, SCORE_BLOCK])
+def test_exclude_self_equals_removing_the_query_from_every_gallery(chunk_size):
+    rng = np.random.default_rng(6)
+    # the queries are the first 140 items of part 0 (quantised: ties with the query itself too)
+    part0 = rng.integers(0, 3, (150, 4)).astype(float), rng.integers(0, 6, 150)
+    part1 = rng.integers(0, 3, (40, 4)).astype(float), rng.integers(0, 6, 40)
+    q, ql = part0[0][:140], part0[1][:140]
+    whole, (ap0, ap1) = average_precision_parts(q, ql, [part0, part1], chunk_size,
+                                                exclude_self=True)
+    union = np.concatenate([part0[0], part1[0]]), np.concatenate([part0[1], part1[1]])
+    for i in range(len(q)):
+        others = np.arange(len(union[1])) != i
+        expected = average_precision_naive(q[i:i + 1], ql[i:i + 1], union[0][others],
+                                           union[1][others])
+        assert whole[i] == pytest.approx(expected[0], abs=1e-12)
+        mine = np.arange(150) != i
+        expected0 = average_precision_naive(q[i:i + 1], ql[i:i + 1], part0[0][mine], part0[1][mine])
+        assert ap0[i] == pytest.approx(expected0[0], abs=1e-12)
+    np.testing.assert_allclose(ap1, average_precision_naive(q, ql, *part1), atol=1e-12)
+
+
+def test_exclude_self_needs_the_queries_first_in_the_gallery():
+    g, gl = np.eye(3), np.array([0, 1, 2])
+    with pytest.raises(DcinetError, match="first gallery items"):
+        average_precision_parts(g[1:], gl[1:], [(g, gl)], exclude_self=True)
+
+
 # ---- the scores both paths rank -----------------------------------------------------------
 
 def test_scores_do_not_depend_on_batching():
