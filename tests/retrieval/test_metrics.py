@@ -252,3 +252,12 @@ def test_user_errors(args, message):
         average_precision(*args)
     with pytest.raises(DcinetError, match="chunk_size"):
         average_precision(np.ones((1, 2)), [0], np.ones((1, 2)), [0], chunk_size=0)
+
+
+def test_one_class_gallery_every_item_relevant():
+    # every item relevant: AP 1 whatever the scores; the relevant sets are held per class
+    # (O(Nq + Ng) memory), not per query (this case would need Nq x Ng of them)
+    rng = np.random.default_rng(8)
+    g = rng.normal(size=(6000, 8))
+    ap = average_precision(g[:700], np.zeros(700), g, np.zeros(6000))
+    np.testing.assert_array_equal(ap, np.ones(700))

@@ -15,16 +15,17 @@ def _kernel(scores: np.ndarray, labels: np.ndarray, query_labels: np.ndarray,
     """Run the kernel on (Nq, Ng) float32 scores."""
     nq, ng = scores.shape
     bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.int32)
-    rel = [np.flatnonzero(labels == y) for y in query_labels]
-    n_rel = np.array([len(r) for r in rel], dtype=np.int64)
-    cols = np.zeros((nq, max(int(n_rel.max()), 1)), dtype=np.int64)
-    for i, r in enumerate(rel):
-        cols[i, : len(r)] = r[::-1]  # any order: the kernel sorts them
+    classes, counts = np.unique(labels, return_counts=True)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    # grouped by class; within a class in descending index order (the kernel takes any order)
+    members = np.concatenate([np.flatnonzero(labels == c)[::-1] for c in classes])
+    query_class = np.array([np.flatnonzero(classes == y)[0] if y in classes else -1
+                            for y in query_labels], dtype=np.int64)
     parts = np.zeros(ng, dtype=np.int64) if parts is None else parts
     self_col = np.full(nq, -1, dtype=np.int64) if self_col is None else self_col
     out = np.full((nq, 1 + int(parts.max()) + 1), np.nan)
-    block_average_precision(bits, cols, n_rel, self_col, parts, int(parts.max()) + 1, n_buckets,
-                            out)
+    block_average_precision(bits, query_class, members.astype(np.int64), starts.astype(np.int64),
+                            self_col, parts, int(parts.max()) + 1, n_buckets, out)
     return out
 
 

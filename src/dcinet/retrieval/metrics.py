@@ -38,21 +38,23 @@ def _as_labels(labels: np.ndarray | torch.Tensor, n: int, what: str) -> np.ndarr
     return out
 
 
-def _relevant_columns(query_labels: np.ndarray, gallery_labels: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: n_rel (Nq,) int64 and rel_cols (Nq, Rmax) int64, ascending, padded with 0."""
+def _class_members(query_labels: np.ndarray, gallery_labels: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The relevant items of every query, O(Nq + Ng) memory.
+
+    Returns:
+        query_class (Nq,) int64 (index of the query's class among the gallery's, -1 if absent);
+        members (Ng,) int64 gallery indices grouped by class, ascending within a class; starts
+        (C + 1,) int64: class ``c`` holds ``members[starts[c]:starts[c + 1]]``.
+    """
     classes, gallery_class = np.unique(gallery_labels, return_inverse=True)
-    per_class = np.bincount(gallery_class, minlength=len(classes))
-    table = np.zeros((len(classes) + 1, max(int(per_class.max(initial=0)), 1)), dtype=np.int64)
-    by_class = np.argsort(gallery_class, kind="stable")
-    for c, members in enumerate(np.split(by_class, np.cumsum(per_class)[:-1])):  # per class
-        table[c, : len(members)] = members
+    members = np.argsort(gallery_class.reshape(-1), kind="stable").astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(gallery_class.reshape(-1),
+                                                        minlength=len(classes)))])
     found = np.searchsorted(classes, query_labels)
     known = found < len(classes)
     known[known] = classes[found[known]] == query_labels[known]
-    found = np.where(known, found, len(classes))  # the last table row: no relevant item
-    n_rel = np.append(per_class, 0)[found].astype(np.int64)
-    return n_rel, table[found]
+    return np.where(known, found, -1).astype(np.int64), members, starts.astype(np.int64)
 
 
 def average_precision_parts(query_feats: np.ndarray | torch.Tensor,
@@ -106,19 +108,16 @@ def average_precision_parts(query_feats: np.ndarray | torch.Tensor,
     ap = np.zeros((q.shape[0], 1 + len(sizes)), dtype=np.float64)
     scores_buf = torch.empty(min(rows, -(-q.shape[0] // SCORE_BLOCK) * SCORE_BLOCK)
                              * max(n_gallery, 2))  # reused by every chunk
-    n_rel, rel_cols = _relevant_columns(q_labels, g_labels)
+    query_class, members, starts = _class_members(q_labels, g_labels)
     for start in range(0, q.shape[0], rows):
         stop = min(start + rows, q.shape[0])
-        if not n_rel[start:stop].any():  # no query here has a relevant item: AP stays 0
+        if (query_class[start:stop] < 0).all():  # no query here has a relevant item: AP stays 0
             continue
         scores = score_blocks(q[start:stop], g, out=scores_buf)[: stop - start]
-        r_max = max(int(n_rel[start:stop].max()), 1)
         self_col = (np.arange(start, stop) if exclude_self
                     else np.full(stop - start, -1)).astype(np.int64)
-        block_average_precision(scores.numpy().view(np.int32),
-                                np.ascontiguousarray(rel_cols[start:stop, :r_max]),
-                                n_rel[start:stop], self_col, part_of, len(sizes), n_buckets,
-                                ap[start:stop])
+        block_average_precision(scores.numpy().view(np.int32), query_class[start:stop], members,
+                                starts, self_col, part_of, len(sizes), n_buckets, ap[start:stop])
     return ap[:, 0], [ap[:, 1 + m] for m in range(len(sizes))]
 
 

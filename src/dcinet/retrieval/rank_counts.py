@@ -49,7 +49,8 @@ def _ordinal(bits):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def block_average_precision(bits, rel_cols, n_rel, self_col, part_of, n_parts, n_buckets, out):
+def block_average_precision(bits, query_class, members, starts, self_col, part_of, n_parts,
+                            n_buckets, out):
     """AP of every query of a chunk of score rows, over the whole gallery and over each part.
 
     Queries run in parallel; each keeps its tables (a few kB) in the fastest cache while it walks
@@ -58,9 +59,11 @@ def block_average_precision(bits, rel_cols, n_rel, self_col, part_of, n_parts, n
     Args:
         bits: (n, Ng) int32, the float32 scores of :func:`~dcinet.retrieval.scores.score_blocks`
             viewed as int32: row ``q`` holds query ``q``'s scores.
-        rel_cols: (n, Rmax) int64, each query's relevant gallery indices (any order) in its
-            first ``n_rel`` entries.
-        n_rel: (n,) int64, relevant items per query (0: AP 0, e.g. padding rows).
+        query_class: (n,) int64, each query's class as an index into ``starts`` (-1: the class is
+            absent from the gallery, AP 0).
+        members: (Ng,) int64 gallery indices grouped by class: class ``c``'s items (the relevant
+            items of its queries, in any order) are ``members[starts[c]:starts[c + 1]]``.
+        starts: (C + 1,) int64 class boundaries in ``members``.
         self_col: (n,) int64, the gallery index of the query itself, removed from its own
             gallery (it must then be one of its relevant items), or -1 to keep every item.
         part_of: (Ng,) int64, the part (0 .. n_parts - 1) each gallery item belongs to.
@@ -71,24 +74,25 @@ def block_average_precision(bits, rel_cols, n_rel, self_col, part_of, n_parts, n
     n, n_gallery = bits.shape
     top = n_buckets + 1  # bucket 0: below the lowest threshold; top: above the highest
     for q in prange(n):
-        r = n_rel[q]
         out[q, :] = 0.0
-        if r == 0:
+        if query_class[q] < 0:
             continue
+        relevant = members[starts[query_class[q]]: starts[query_class[q] + 1]]
+        r = len(relevant)
         row = bits[q]
 
         # Thresholds in ranking order, and the buckets: first[u] = thresholds in higher buckets
         # (the position of an item of bucket u among them), n_in[u] = thresholds in bucket u.
         keys = np.empty(r, np.int64)
         for k in range(r):
-            j = rel_cols[q, k]
+            j = relevant[k]
             keys[k] = (0x7FFFFFFF - _ordinal(row[j])) * n_gallery + j
         order = np.argsort(keys)
         thr = np.empty(r, np.int64)
         thr_idx = np.empty(r, np.int64)
         self_rank = -1
         for k in range(r):
-            j = rel_cols[q, order[k]]
+            j = relevant[order[k]]
             thr[k], thr_idx[k] = _ordinal(row[j]), j
             if j == self_col[q]:
                 self_rank = k
