@@ -29,21 +29,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dcinet.errors import DcinetError
+from dcinet.files import atomic_write_bytes
 
 POINTER = "checkpoint.json"
 CHECKPOINT_FILE = re.compile(r"(model-\d+\.safetensors|state-\d+\.pt)")
-TEMP_FILE = re.compile(r"\.(model-\d+\.safetensors|state-\d+\.pt|checkpoint\.json)\.tmp-\d+")
-"""Names of the checkpoint files and of their temporary files (``.<name>.tmp-<pid>``)."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old or the new file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+TEMP_FILE = re.compile(r"\.(model-\d+\.safetensors|state-\d+\.pt|checkpoint\.json)\.tmp-\d+(-\w+)?")
+"""Names of the checkpoint files and of their temporary files (``.<name>.tmp-<pid>``, or
+``.<name>.tmp-<pid>-<random>`` from :func:`~dcinet.files.atomic_write_bytes`)."""
 
 
 def rng_state() -> dict:

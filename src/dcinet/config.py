@@ -9,7 +9,6 @@ run directory so that a run can be reproduced and resumed.
 from __future__ import annotations
 
 import dataclasses
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from dcinet.errors import DcinetError
+from dcinet.files import atomic_write_bytes
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -248,6 +248,4 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | dict | N
 def save_config(cfg: Config, path: Path) -> None:
     """Write the resolved config as YAML (reloadable with :func:`load_config`), atomically:
     readers see the old or the new file, never a truncated one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode("utf-8"))

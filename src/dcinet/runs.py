@@ -13,10 +13,10 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from dcinet.checkpoint import atomic_write_bytes
 from dcinet.config import Config, load_config, save_config
 from dcinet.data.records import Collection
 from dcinet.errors import DcinetError
+from dcinet.files import atomic_write_bytes
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"

@@ -88,7 +88,8 @@ def test_kill9_mid_training_then_resume_equals_uninterrupted_run(tiny_builtin: P
         load_checkpoint(run)
         # 3. what a kill inside a later save leaves behind must not get in the way
         litter = [run / f".model-2.safetensors.tmp-{2**22 + 1}", run / f".state-2.pt.tmp-{2**22 + 1}",
-                  run / ".checkpoint.json.tmp-7", run / "model-2.safetensors"]
+                  run / ".checkpoint.json.tmp-7", run / ".checkpoint.json.tmp-7-x1y_2z",
+                  run / "model-2.safetensors"]
         for path in litter:
             path.write_bytes(b"half-written garbage")
         finished = run_to_end(train_command(tiny_builtin, run, overrides, resume=True))

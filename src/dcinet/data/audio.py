@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from dcinet.data.image import load_image, normalize
 from dcinet.data.problems import DecodeError
 from dcinet.errors import DcinetError
+from dcinet.files import atomic_save_npy
 
 PICTURE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 TOP_DB = 80.0
@@ -183,17 +183,10 @@ def _cache_key(data: bytes, sample_rate: int, n_fft: int, hop_length: int) -> st
 
 
 def _atomic_save(target: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``target`` (.npy) through a temporary file in the same folder + rename."""
-    tmp = None
+    """Write ``array`` to the cache file ``target`` (.npy), atomically."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, target)
+        atomic_save_npy(target, array)
     except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise DcinetError(f"cannot write the spectrogram cache in {target.parent} ({exc.strerror or exc}); "
                           "set DCINET_CACHE to a writable folder") from None
 

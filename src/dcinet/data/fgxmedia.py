@@ -12,9 +12,9 @@ STFT (:mod:`dcinet.data.audio`), so that training reads them as images.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +32,7 @@ from dcinet.data.problems import DecodeError, Problem, format_problems
 from dcinet.data.reader_common import strip_class_prefix
 from dcinet.data.records import MODALITIES, SPLITS
 from dcinet.errors import DcinetError
+from dcinet.files import atomic_write_bytes
 
 RAW_AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
 _CONVERT_THREADS = 4
@@ -269,16 +270,11 @@ def render_spectrogram_picture(raw: Path | str, out: Path | str, size: int = 448
     wave, rate = read_audio(raw)
     grey = spectrogram_grey(spectrogram_db(wave, rate, cfg.sample_rate, cfg.n_fft, cfg.hop_length), size)
     picture = Image.fromarray((grey.numpy() * 255.0).round().astype(np.uint8), mode="L")
-    tmp = None
+    encoded = io.BytesIO()
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            picture.save(handle, format=Image.registered_extensions()[out.suffix.lower()])
-        os.replace(tmp, out)
+        picture.save(encoded, format=Image.registered_extensions()[out.suffix.lower()])
+        atomic_write_bytes(out, encoded.getvalue(), durable=False)
     except (OSError, KeyError) as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise DcinetError(f"cannot write spectrogram picture {out} ({exc})") from None
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dcinet.checkpoint import atomic_write_bytes
 from dcinet.data.records import Sample
 from dcinet.data.text import read_text
 from dcinet.errors import DcinetError
+from dcinet.files import atomic_save_npy, atomic_write_bytes
 from dcinet.trained import TrainedModel
 
 MANIFEST = "embed.json"
@@ -143,14 +143,6 @@ def _load_chunk(path: Path, rows: int) -> np.ndarray | None:
     return chunk if chunk.ndim == 2 and chunk.shape[0] == rows and chunk.dtype == np.float32 else None
 
 
-def _save_chunk(path: Path, chunk: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, chunk, allow_pickle=False)
-    tmp.replace(path)
-
-
 def _assemble(out: Path, modality: str, starts: list[int], n: int, dim: int) -> None:
     """Concatenate the chunks into ``<modality>.npy`` without holding them all in memory."""
     tmp = out / f".{modality}.npy.tmp"
@@ -205,7 +197,7 @@ def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_
             chunk = _load_chunk(path, len(part))
             if chunk is None:
                 chunk = extract_features(trained, part, feature, batch_size)[modality].features
-                _save_chunk(path, chunk)
+                atomic_save_npy(path, chunk)
             dim = chunk.shape[1]
             if progress:
                 print(f"\r  embed {modality}: {start + len(part)}/{len(subset)}", end="",

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dcinet.checkpoint import atomic_write_bytes
 from dcinet.errors import DcinetError
+from dcinet.files import atomic_write_bytes
 from dcinet.retrieval.embed import load_embeddings, read_manifest
 
 INDEX_FILE = "index.json"
