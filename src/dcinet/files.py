@@ -7,8 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temporary file beside it, then rename.
@@ -37,8 +35,10 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
         raise
 
 
-def atomic_save_npy(path: Path, array: np.ndarray, durable: bool = False) -> None:
-    """:func:`atomic_write_bytes` of ``array`` in ``.npy`` format (no pickled objects)."""
+def atomic_save_npy(path: Path, array, durable: bool = False) -> None:
+    """:func:`atomic_write_bytes` of a numpy ``array`` in ``.npy`` format (no pickled objects)."""
+    import numpy as np  # here, so that the config (and the command-line parser) stays light
+
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     atomic_write_bytes(path, buffer.getvalue(), durable)

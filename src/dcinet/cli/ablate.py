@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dcinet.config import ABLATION_GRIDS
+from dcinet.config import ABLATION_GRIDS, FORMATS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "methods = DCINet vs the FGCrossNet baseline")
     p.add_argument("--config", default="paper", help="preset or YAML file for every run")
     p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--format", choices=("folder", "fgxmedia", "cub"))
+    p.add_argument("--format", choices=FORMATS)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seeds", type=int, default=1, help="seeds per model (mean ± std)")
     p.add_argument("--backbones", help="comma-separated timm names for --grid backbones "

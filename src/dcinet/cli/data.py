@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dcinet.config import FORMATS
 from dcinet.errors import USER_ERROR_EXIT, DcinetError
 
 
@@ -19,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check", help="list counts per modality / split / class and every problem",
                            description="Exit status: 0 when the dataset is clean, 2 when problems were found.")
     check.add_argument("root", type=Path, help="dataset root folder")
-    check.add_argument("--format", default="folder", choices=("folder", "fgxmedia", "cub"),
+    check.add_argument("--format", default="folder", choices=FORMATS,
                        help="layout: folder (ROOT/<modality>/<split>/<class>/<file>), fgxmedia (list "
                             "files), cub (CUB-200-2011 files); default folder")
     check.add_argument("--lists", type=Path, default=None, metavar="DIR",

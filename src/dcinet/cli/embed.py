@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.config import FEATURES, FORMATS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="write a trained run's embeddings of a dataset split")
     p.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--data", type=Path, help="dataset root (default: the one the run was trained on)")
-    p.add_argument("--format", choices=("folder", "fgxmedia", "cub"))
+    p.add_argument("--format", choices=FORMATS)
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--out", type=Path, required=True, metavar="EMB_DIR")
-    p.add_argument("--feature", choices=("softmax", "logits", "embedding"),
+    p.add_argument("--feature", choices=FEATURES,
                    help="default: the run's eval_feature (softmax), as evaluate uses")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--chunk-size", type=int, default=1024,

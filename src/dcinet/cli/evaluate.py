@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.config import FEATURES, FORMATS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="retrieval mAP of a trained run on the test split")
     p.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--data", type=Path, help="dataset root (default: the one the run was trained on)")
-    p.add_argument("--format", choices=("folder", "fgxmedia", "cub"))
-    p.add_argument("--feature", choices=("softmax", "logits", "embedding"),
+    p.add_argument("--format", choices=FORMATS)
+    p.add_argument("--feature", choices=FEATURES,
                    help="retrieval feature (default: the run's eval_feature, softmax)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--csv", type=Path, help="write the results as CSV")

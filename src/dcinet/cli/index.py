@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.data.records import MODALITIES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="build a FAISS index over embeddings from `dcinet embed`")
@@ -12,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="INDEX_DIR")
     p.add_argument("--kind", choices=("flat", "ivf"), default="flat",
                    help="flat: exact cosine (default); ivf: approximate, for large galleries")
-    p.add_argument("--modalities", nargs="+", choices=("image", "audio", "text", "video"),
+    p.add_argument("--modalities", nargs="+", choices=MODALITIES,
                    help="gallery modalities to index (default: all embedded)")
     p.add_argument("--nlist", type=int, help="ivf cells (default: about 4 sqrt(N))")
     p.add_argument("--nprobe", type=int, default=8, help="ivf cells visited per query")

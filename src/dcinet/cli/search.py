@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from dcinet.data.records import MODALITIES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search an index with an image, an audio clip or text")
@@ -14,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     query.add_argument("--image", type=Path, metavar="FILE")
     query.add_argument("--audio", type=Path, metavar="FILE")
     query.add_argument("--text", metavar="TEXT")
-    p.add_argument("--modality", default="all", choices=("image", "audio", "text", "video", "all"),
+    p.add_argument("--modality", default="all", choices=(*MODALITIES, "all"),
                    help="gallery modality to search (default: all)")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--run", type=Path, help="the run the index was built from, if it was moved")

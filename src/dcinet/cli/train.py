@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.config import FORMATS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train DCINet (or a baseline) on a dataset",
@@ -13,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="preset name (paper, cpu-tiny) or YAML file; default: paper, "
                                     "or the run's own config.yaml with --resume")
     p.add_argument("--data", required=True, type=Path, help="dataset root")
-    p.add_argument("--format", choices=("folder", "fgxmedia", "cub"), help="dataset layout")
+    p.add_argument("--format", choices=FORMATS, help="dataset layout")
     p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--pretrained", help="local weights file, or 'efficientnet_lite0'")

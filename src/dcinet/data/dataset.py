@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dcinet.config import Config
 from dcinet.data.check import check_collection
-from dcinet.data.loading import LOADABLE_MODALITIES, SampleLoader
+from dcinet.data.loading import SampleLoader
 from dcinet.data.problems import Problem, format_problems
 from dcinet.data.records import MODALITIES, Collection, Sample
 from dcinet.data.sampler import MultiModalBatchSampler
@@ -86,17 +86,17 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def train_modalities(collection: Collection, cfg: Config) -> list[str]:
-    """``cfg.modalities`` in canonical order, or every loadable modality the collection has.
+    """``cfg.modalities`` in canonical order, or every modality the collection has.
 
     Raises:
         DcinetError: for a modality the collection lacks or the loader cannot load.
     """
     if cfg.modalities is None:
-        return [m for m in collection.modalities if m in LOADABLE_MODALITIES]
+        return list(collection.modalities)
     for m in cfg.modalities:
-        if m not in LOADABLE_MODALITIES:
+        if m not in MODALITIES:
             raise DcinetError(f"config modalities: {m!r} cannot be loaded for training "
-                              f"(supported: {', '.join(LOADABLE_MODALITIES)})")
+                              f"(supported: {', '.join(MODALITIES)})")
         if m not in collection.modalities:
             raise DcinetError(f"config modalities: the dataset has no {m!r} samples "
                               f"(it has {', '.join(collection.modalities)})")

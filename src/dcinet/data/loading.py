@@ -10,13 +10,10 @@ import torch
 from dcinet.config import Config
 from dcinet.data.audio import load_audio
 from dcinet.data.image import load_image
-from dcinet.data.records import Sample
+from dcinet.data.records import MODALITIES, Sample
 from dcinet.data.text import encode_text, read_text
 from dcinet.data.video import load_video_frame, load_video_frames
 from dcinet.errors import DcinetError
-
-LOADABLE_MODALITIES: tuple[str, ...] = ("image", "audio", "text", "video")
-"""Modalities :class:`SampleLoader` can load (all of :data:`~dcinet.data.records.MODALITIES`)."""
 
 
 class SampleLoader:
@@ -95,4 +92,4 @@ class SampleLoader:
         if sample.modality == "video":
             return load_video_frame(sample.path, self.img_size, self.resize, frame_key)
         raise DcinetError(f"unknown modality {sample.modality!r} of {sample.path} "
-                          f"(supported: {', '.join(LOADABLE_MODALITIES)})")
+                          f"(supported: {', '.join(MODALITIES)})")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dcinet.config import INTERACTIONS
 from dcinet.errors import DcinetError
 from dcinet.losses import modality_cross_entropy, soft_target_cross_entropy
 from dcinet.models.interaction import CMCI, CMSI, MixupSettings
 from dcinet.models.shared import SharedCCRNModel
 
-INTERACTIONS = ("none", "cmsi", "cmci", "cmsi+cmci")
 LOSS_NAMES = {"image": "l_img", "audio": "l_aud", "text": "l_txt", "video": "l_vid"}
 
 

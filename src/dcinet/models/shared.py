@@ -6,12 +6,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dcinet.config import FEATURES
 from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
 from dcinet.models.ccrn import CCRN
 from dcinet.models.text import TextToImage
-
-FEATURES = ("softmax", "logits", "embedding")
 
 
 class SharedCCRNModel(nn.Module):
