@@ -48,6 +48,9 @@ def test_default_loss_weights_are_the_public_codes():
     # public code weights the ranking loss by 0.1 and the center loss by 0.001
     model = build_model(_cfg(), K, ["image", "text"])
     assert (model.w_center, model.w_quadruplet) == (0.001, 0.1)
+    # the class built directly (Python API) has the same defaults as the config
+    direct = FGCrossNet(K, ["image"], backbone="resnet18", img_size=SIDE)
+    assert (direct.w_center, direct.w_quadruplet) == (0.001, 0.1)
 
 
 @pytest.mark.parametrize("backbone,side", [("efficientnet_lite0", 32), ("vit_tiny_patch16_224", 32)])

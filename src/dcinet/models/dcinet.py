@@ -10,7 +10,7 @@ from dcinet.config import INTERACTIONS
 from dcinet.errors import DcinetError
 from dcinet.losses import modality_cross_entropy, soft_target_cross_entropy
 from dcinet.models.interaction import CMCI, CMSI, MixupSettings
-from dcinet.models.shared import SharedCCRNModel
+from dcinet.models.shared import SharedCCRNModel, modality_ids
 
 LOSS_NAMES = {"image": "l_img", "audio": "l_aud", "text": "l_txt", "video": "l_vid"}
 
@@ -81,13 +81,12 @@ class DCINet(SharedCCRNModel):
         Returns:
             float32 scalar.
         """
-        modality_ids = torch.repeat_interleave(torch.arange(len(sizes), device=y.device),
-                                               torch.tensor(sizes, device=y.device))
+        ids = modality_ids(sizes, y.device)
         if self.cmsi is not None:
             maps, targets, perm = self.cmsi(maps, y)
-            y, modality_ids = y[perm], modality_ids[perm]
+            y, ids = y[perm], ids[perm]
         else:
             targets = F.one_hot(y, self.num_classes).float()
         if self.cmci is not None:
-            maps, targets = self.cmci(maps, targets, y, modality_ids)
+            maps, targets = self.cmci(maps, targets, y, ids)
         return soft_target_cross_entropy(self.ccrn.forward_head(maps), targets)

@@ -18,7 +18,7 @@ from torch import nn
 
 from dcinet.errors import DcinetError
 from dcinet.losses import center_loss, modality_cross_entropy, quadruplet_loss
-from dcinet.models.shared import SharedCCRNModel
+from dcinet.models.shared import SharedCCRNModel, modality_ids
 
 
 def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -46,7 +46,7 @@ class FGCrossNet(SharedCCRNModel):
     def __init__(self, num_classes: int, modalities: list[str], backbone: str = "resnet50",
                  vocab_size: int = 64, text_len: int = 448, img_size: int = 448,
                  text_channels: int = 64, text_embedding: str = "onehot", w_center: float = 0.001,
-                 w_quadruplet: float = 1.0, margin1: float = 1.0, margin2: float = 0.5,
+                 w_quadruplet: float = 0.1, margin1: float = 1.0, margin2: float = 0.5,
                  pretrained: str | None = None):
         if w_center < 0 or w_quadruplet < 0:
             raise DcinetError(f"loss weights must be >= 0, got w_center={w_center}, "
@@ -85,14 +85,12 @@ class FGCrossNet(SharedCCRNModel):
         maps = self.ccrn.forward_features(x)
         embedding = self.ccrn.forward_head(maps, pre_logits=True)
         logits = self.ccrn.forward_head(maps)
-        modality_ids = (torch.repeat_interleave(torch.arange(len(sizes), device=y.device),
-                                                torch.tensor(sizes, device=y.device))
-                        if len(sizes) > 1 else None)
+        ids = modality_ids(sizes, y.device) if len(sizes) > 1 else None
         centres = scale_grad(self.centres, 1.0 / self.w_center) if self.w_center > 0 else self.centres
         parts = {
             "l_cls": modality_cross_entropy(logits, y),
             "l_center": center_loss(embedding, y, centres),
-            "l_rank": quadruplet_loss(embedding, y, modality_ids, self.margin1, self.margin2),
+            "l_rank": quadruplet_loss(embedding, y, ids, self.margin1, self.margin2),
         }
         loss = parts["l_cls"] + self.w_center * parts["l_center"] + self.w_quadruplet * parts["l_rank"]
         return {"loss": loss, "parts": parts}

@@ -13,6 +13,13 @@ from dcinet.models.ccrn import CCRN
 from dcinet.models.text import TextToImage
 
 
+def modality_ids(sizes: list[int], device: torch.device) -> torch.Tensor:
+    """int64 ``(N,)``: the position of each sample's modality in a concatenated batch of
+    ``sizes[0]`` samples of the first modality, then ``sizes[1]`` of the second, ..."""
+    return torch.repeat_interleave(torch.arange(len(sizes), device=device),
+                                   torch.tensor(sizes, device=device))
+
+
 class SharedCCRNModel(nn.Module):
     """A CCRN shared by all modalities, plus a :class:`TextToImage` module when text is served.
 
