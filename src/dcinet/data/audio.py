@@ -154,14 +154,17 @@ def spectrogram_db(wave: np.ndarray, sr: int, sample_rate: int, n_fft: int, hop_
     return torch.clamp(db, min=-TOP_DB).numpy().astype(np.float32)
 
 
-def spectrogram_grey(db: np.ndarray, img_size: int) -> torch.Tensor:
-    """Render a dB spectrogram ``(freq, frames)`` as a grey picture ``(img_size, img_size)``.
+def spectrogram_levels(db: np.ndarray) -> np.ndarray:
+    """A dB spectrogram ``(freq, frames)`` as picture levels: ``[-TOP_DB, 0]`` dB mapped linearly
+    to [0, 1], rows flipped so low frequencies are at the bottom. Returns float32 ``(freq, frames)``."""
+    return np.clip((np.asarray(db, dtype=np.float32) + TOP_DB) / TOP_DB, 0.0, 1.0)[::-1].copy()
 
-    ``[-TOP_DB, 0]`` dB maps linearly to [0, 1]; the frequency axis is flipped so low frequencies
-    are at the bottom; bilinear (antialiased) resize. Returns float32 in [0, 1].
+
+def spectrogram_grey(db: np.ndarray, img_size: int) -> torch.Tensor:
+    """Render a dB spectrogram ``(freq, frames)`` as a grey picture ``(img_size, img_size)``:
+    :func:`spectrogram_levels`, then a bilinear (antialiased) resize. Returns float32 in [0, 1].
     """
-    grey = torch.from_numpy(np.clip((np.asarray(db, dtype=np.float32) + TOP_DB) / TOP_DB, 0.0, 1.0))
-    grey = grey.flip(0)[None, None]
+    grey = torch.from_numpy(spectrogram_levels(db))[None, None]
     grey = F.interpolate(grey, size=(img_size, img_size), mode="bilinear", align_corners=False,
                          antialias=True).clamp(0.0, 1.0)
     return grey[0, 0]

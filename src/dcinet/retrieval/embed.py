@@ -223,11 +223,11 @@ def embed_run(run: Path, data_root: Path | None, out: Path, split: str = "test",
               chunk_size: int = 1024, progress: bool = True) -> dict:
     """``dcinet embed``: load a run (directory or checkpoint), read and check ``split`` of the
     dataset as ``evaluate`` does, then :func:`embed_samples`. Returns the manifest."""
-    from dcinet.retrieval.evaluate import test_samples
+    from dcinet.retrieval.evaluate import dataset_root, test_samples
     from dcinet.trained import load_trained
 
     trained = load_trained(Path(run))
-    root = Path(data_root) if data_root else Path(trained.info.get("data_root") or "")
+    root = dataset_root(trained, data_root)
     samples = test_samples(trained, root, fmt, split)
     return embed_samples(trained, samples, out, root, split, feature, batch_size, chunk_size,
                          progress)

@@ -15,16 +15,27 @@ from dcinet.retrieval.features import ModalityFeatures, extract_features
 from dcinet.trained import TrainedModel, load_trained
 
 
-def test_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None,
-                 split: str = "test"):
-    """The checked samples of ``split`` for the modalities the model knows.
+def dataset_root(trained: TrainedModel, data_root: Path | None) -> Path:
+    """``data_root``, or the root the run was trained on when None.
 
     Raises:
-        DcinetError: the dataset's classes differ from the run's, or a file is bad.
+        DcinetError: the folder does not exist (or the run recorded none).
     """
     root = Path(data_root) if data_root else Path(trained.info.get("data_root") or "")
     if not str(root) or not root.exists():
         raise DcinetError(f"dataset root not found: {root} (pass --data)")
+    return root
+
+
+def test_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None,
+                 split: str = "test"):
+    """The checked samples of ``split`` for the modalities the model knows, read from
+    :func:`dataset_root`.
+
+    Raises:
+        DcinetError: no such root, the dataset's classes differ from the run's, or a file is bad.
+    """
+    root = dataset_root(trained, data_root)
     cfg = replace(trained.cfg, format=fmt or trained.cfg.format, modalities=trained.modalities)
     collection = read_configured(root, cfg)
     if collection.classes != trained.classes:

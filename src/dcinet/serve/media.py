@@ -36,14 +36,13 @@ def image_thumbnail(path: Path) -> bytes:
 
 
 def spectrogram_rgb(db: np.ndarray) -> np.ndarray:
-    """A dB spectrogram ``(freq, frames)`` in ``[-TOP_DB, 0]`` -> uint8 RGB ``(freq, frames, 3)``,
-    low frequencies at the bottom, coloured with matplotlib's ``magma`` map."""
+    """A dB spectrogram ``(freq, frames)`` -> uint8 RGB ``(freq, frames, 3)``: the levels the model
+    sees (:func:`~dcinet.data.audio.spectrogram_levels`) coloured with matplotlib's ``magma`` map."""
     from matplotlib import colormaps
 
-    from dcinet.data.audio import TOP_DB
+    from dcinet.data.audio import spectrogram_levels
 
-    level = np.clip((np.asarray(db, dtype=np.float32) + TOP_DB) / TOP_DB, 0.0, 1.0)[::-1]
-    return (colormaps["magma"](level)[..., :3] * 255).round().astype(np.uint8)
+    return (colormaps["magma"](spectrogram_levels(db))[..., :3] * 255).round().astype(np.uint8)
 
 
 def audio_thumbnail(path: Path, cfg: Config) -> bytes:
