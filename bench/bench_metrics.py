@@ -39,7 +39,11 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dcinet.retrieval.directions import TABLE_ORDER, evaluate_directions  # noqa: E402
+from dcinet.retrieval.directions import (  # noqa: E402
+    TABLE_ORDER,
+    bimodal_directions,
+    evaluate_directions,
+)
 from dcinet.retrieval.metrics import average_precision_parts  # noqa: E402
 from dcinet.retrieval.naive import average_precision_naive  # noqa: E402
 from dcinet.retrieval.scores import (  # noqa: E402
@@ -69,8 +73,9 @@ def synthetic_features(sizes: dict[str, int], classes: int, dim: int, seed: int
 
 
 def _directions(modalities: list[str]) -> list[tuple[str, str | None]]:
+    """The bimodal pairs then the X->all directions (gallery None), in table order."""
     present = [m for m in TABLE_ORDER if m in modalities]
-    return [(q, g) for q in present for g in present if q != g] + [(q, None) for q in present]
+    return [*bimodal_directions(present), *((q, None) for q in present)]
 
 
 def _gallery(feats, labels, gallery: str | None):
