@@ -44,10 +44,10 @@ def latency_stats(seconds: list[float]) -> dict:
 def build_builtin_index(work: Path, quick: bool) -> Path:
     """Synthetic dataset -> 1-epoch cpu-tiny run -> embeddings -> flat index, under ``work``."""
     from dcinet.config import load_config
-    from dcinet.data.synth import synthesize
-    from dcinet.engine import fit
     from dcinet.retrieval.embed import embed_run
     from dcinet.retrieval.index import build_index
+    from dcinet.sources.synth import synthesize
+    from dcinet.train.loop import fit
 
     classes, per_class = (4, 8) if quick else (10, 20)
     data = synthesize(work / "data", classes=classes, per_class=per_class, seed=0, progress=False)

@@ -1,6 +1,6 @@
 """Benchmark: ``dcinet serve`` under a bounded loopback load of valid and hostile requests.
 
-A server process (``python -m dcinet.cli serve``, upload limit ``--max-upload-mb``) over an index
+A server process (``python -m dcinet.app.cli serve``, upload limit ``--max-upload-mb``) over an index
 of the built-in dataset (``--index``, or one built as ``bench/bench_search.py`` builds it) listens
 on 127.0.0.1 (a free port). A pool of ``--concurrency`` client threads sends ``--requests``
 requests over raw loopback sockets, each once, cycling through :func:`build_probes`: valid image /
@@ -216,7 +216,7 @@ class ServerProcess:
                  env: dict[str, str] | None = None, start_timeout_s: float = 120.0) -> None:
         self.log = log
         self._log_file = open(log, "wb")  # closed in close()
-        cmd = [sys.executable, "-m", "dcinet.cli", "serve", str(index_dir), "--host", HOST,
+        cmd = [sys.executable, "-m", "dcinet.app.cli", "serve", str(index_dir), "--host", HOST,
                "--port", "0", "--max-upload-mb", str(max_upload_mb)]
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=cwd,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})

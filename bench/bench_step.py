@@ -22,8 +22,8 @@ import torch
 
 from dcinet.config import load_config
 from dcinet.data.text import VOCAB_SIZE
-from dcinet.engine import make_optimizer
 from dcinet.models import build_model
+from dcinet.train.loop import make_optimizer
 
 MODALITIES = ["image", "audio", "text"]
 NUM_CLASSES = 200

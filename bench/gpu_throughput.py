@@ -19,8 +19,8 @@ import torch
 
 from dcinet.config import load_config
 from dcinet.data.text import VOCAB_SIZE
-from dcinet.engine import make_optimizer
 from dcinet.models import build_model
+from dcinet.train.loop import make_optimizer
 
 PKU_TRAIN = {"image": 5994, "audio": 6000, "text": 4000}
 PKU_TEST = {"image": 5794, "audio": 6000, "text": 4000}

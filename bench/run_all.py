@@ -39,7 +39,7 @@ def run_json(script: str, args: list[str], work: Path) -> dict:
 
 DEMO_CHILD = (
     "import json, resource, sys\n"
-    "from dcinet.cli import main\n"
+    "from dcinet.app.cli import main\n"
     "code = main(sys.argv[2:])\n"
     "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
     "open(sys.argv[1], 'w').write(json.dumps({'peak_rss_mib': peak}))\n"

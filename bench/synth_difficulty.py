@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 
 from dcinet.data.audio import read_audio, spectrogram_db
 from dcinet.data.readers import read_folder
-from dcinet.data.synth import MANIFEST, synthesize
+from dcinet.sources.synth import MANIFEST, synthesize
 
 
 def mean_average_precision(features: np.ndarray, labels: np.ndarray) -> float:

@@ -27,7 +27,7 @@ def tiny_overrides() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_builtin(tmp_path_factory) -> Path:
     """The built-in dataset at its smallest: 4 classes, 8 items per class and modality."""
-    from dcinet.data.synth import synthesize
+    from dcinet.sources.synth import synthesize
 
     root = tmp_path_factory.mktemp("builtin") / "data"
     synthesize(root, classes=4, per_class=8, seed=0, image_size=64, progress=False)

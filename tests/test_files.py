@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from dcinet.checkpoint import TEMP_FILE
 from dcinet.files import atomic_save_npy, atomic_write_bytes
+from dcinet.train.checkpoint import TEMP_FILE
 
 
 def test_writes_replaces_and_creates_the_folder(tmp_path):

@@ -23,7 +23,7 @@ _EXPORTS = {
     "DcinetError": "dcinet.errors",
     "read_collection": "dcinet.data.readers",
     "build_model": "dcinet.models",
-    "fit": "dcinet.engine",
+    "fit": "dcinet.train.loop",
     "load_trained": "dcinet.trained",
     "evaluate_run": "dcinet.retrieval.evaluate",
     "evaluate_directions": "dcinet.retrieval.directions",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from dcinet.checkpoint import load_weights, read_pointer
 from dcinet.config import Config
 from dcinet.errors import DcinetError
-from dcinet.runs import read_run
+from dcinet.train.checkpoint import load_weights, read_pointer
+from dcinet.train.runs import read_run
 
 
 @dataclass

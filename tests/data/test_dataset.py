@@ -12,7 +12,7 @@ from dcinet.data.dataset import (
     collate_by_modality,
     train_modalities,
 )
-from dcinet.data.loading import SampleLoader
+from dcinet.data.decode import SampleLoader
 from dcinet.data.readers import read_folder
 from dcinet.errors import DcinetError
 

@@ -14,8 +14,8 @@ from PIL import Image
 from dcinet.config import Config
 from dcinet.data.check import check_collection
 from dcinet.data.dataset import build_train_loader
+from dcinet.data.decode import SampleLoader
 from dcinet.data.image import load_image
-from dcinet.data.loading import SampleLoader
 from dcinet.data.problems import DecodeError
 from dcinet.data.readers import read_folder
 from dcinet.data.records import Collection, Sample

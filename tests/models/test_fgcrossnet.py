@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcinet.cli import main
+from dcinet.app.cli import main
 from dcinet.config import load_config
 from dcinet.errors import DcinetError
 from dcinet.losses import center_loss, modality_cross_entropy, quadruplet_loss
 from dcinet.models import DCINet, FGCrossNet, build_model
-from dcinet.runs import read_metrics
+from dcinet.train.runs import read_metrics
 
 K, SIDE = 4, 64
 ALL = ["image", "audio", "text"]

@@ -17,7 +17,7 @@ RUN_OVERRIDES = ["epochs=1", "img_size=32", "resize=36", "layer=3", "text_len=48
 def tiny_run(tiny_builtin: Path, tmp_path_factory) -> Path:
     """A finished 1-epoch ``cpu-tiny`` run directory on ``tiny_builtin``."""
     from dcinet.config import load_config
-    from dcinet.engine import fit
+    from dcinet.train.loop import fit
 
     run_dir = tmp_path_factory.getbasetemp() / "retrieval-fixture" / "run"
     if not (run_dir / "checkpoint.json").exists():  # shared with the serve tests' conftest

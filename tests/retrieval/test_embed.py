@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dcinet.retrieval.features as features_module
-from dcinet.cli import main
+from dcinet.app.cli import main
 from dcinet.errors import DcinetError
 from dcinet.retrieval.embed import embed_run, load_embeddings, read_manifest
 from dcinet.retrieval.evaluate import evaluate_run

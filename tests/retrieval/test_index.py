@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from dcinet.cli import main
+from dcinet.app.cli import main
 from dcinet.errors import DcinetError
 from dcinet.retrieval.embed import load_embeddings
 from dcinet.retrieval.index import build_faiss, build_index, default_nlist, load_index, normalized

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcinet.cli import main
+from dcinet.app.cli import main
 from dcinet.errors import DcinetError
 from dcinet.retrieval.embed import load_embeddings
 from dcinet.retrieval.search import MAX_K, Searcher

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dcinet.config import Config
 from dcinet.data.check import check_collection
-from dcinet.data.loading import SampleLoader
+from dcinet.data.decode import SampleLoader
 from dcinet.data.problems import Problem, format_problems
 from dcinet.data.records import MODALITIES, Collection, Sample
 from dcinet.data.sampler import MultiModalBatchSampler

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dcinet.data.dataset import SampleDataset
-from dcinet.data.loading import SampleLoader
+from dcinet.data.decode import SampleLoader
 from dcinet.data.records import Sample
 from dcinet.trained import TrainedModel
 

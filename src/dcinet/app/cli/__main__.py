@@ -1,0 +1,3 @@
+from dcinet.app.cli import run
+
+run()

@@ -1,0 +1,40 @@
+"""``dcinet ablate``: the paper's ablation grids (Tables 1-4) in one command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dcinet.config import ABLATION_GRIDS, FORMATS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ablate", help="train and evaluate an ablation grid (paper Tables 1-4)")
+    p.add_argument("--grid", required=True, choices=ABLATION_GRIDS,
+                   help="components = Tables 1-2, layers = Table 3, backbones = Table 4, "
+                        "methods = DCINet vs the FGCrossNet baseline")
+    p.add_argument("--config", default="paper", help="preset or YAML file for every run")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--format", choices=FORMATS)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--seeds", type=int, default=1, help="seeds per model (mean ± std)")
+    p.add_argument("--backbones", help="comma-separated timm names for --grid backbones "
+                                       "(default: resnet50,vgg16,vgg19,vit_base_patch16_224)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dcinet.app.ablate import run_grid
+    from dcinet.config import load_config, parse_overrides
+
+    overrides = parse_overrides(args.overrides)
+    if args.format:
+        overrides["format"] = args.format
+    cfg = load_config(args.config, overrides)
+    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else None
+    path = run_grid(args.grid, cfg, args.data, args.out, args.seeds, backbones, not args.quiet)
+    print(path.read_text())
+    print(f"table: {path}\nloss curves: {path.with_name(args.grid + '_loss.png')}")
+    return 0

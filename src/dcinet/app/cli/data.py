@@ -1,0 +1,92 @@
+"""``dcinet data check`` (counts and every problem of a dataset), ``dcinet data prepare-fgxmedia``
+(a PKU FG-XMedia copy against its list files) and ``dcinet data synth``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dcinet.config import FORMATS
+from dcinet.errors import USER_ERROR_EXIT, DcinetError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``data`` verb with its ``check``, ``prepare-fgxmedia`` and ``synth`` sub-commands."""
+    parser = subparsers.add_parser("data", help="check a dataset or generate the built-in one")
+    sub = parser.add_subparsers(dest="data_verb", metavar="ACTION")
+    sub.required = True
+
+    check = sub.add_parser("check", help="list counts per modality / split / class and every problem",
+                           description="Exit status: 0 when the dataset is clean, 2 when problems were found.")
+    check.add_argument("root", type=Path, help="dataset root folder")
+    check.add_argument("--format", default="folder", choices=FORMATS,
+                       help="layout: folder (ROOT/<modality>/<split>/<class>/<file>), fgxmedia (list "
+                            "files), cub (CUB-200-2011 files); default folder")
+    check.add_argument("--lists", type=Path, default=None, metavar="DIR",
+                       help="fgxmedia: folder holding <modality>/{train,test}.txt (default ROOT/list)")
+    check.add_argument("--num-classes", type=int, default=None, metavar="N",
+                       help="fgxmedia: number of classes (default: largest label + 1)")
+    check.add_argument("--train-flag", type=int, choices=(0, 1), default=None,
+                       help="cub: the train_test_split.txt value that marks train images (default 1, "
+                            "as in CUB-200-2011)")
+    check.add_argument("--modalities", nargs="+", default=None, metavar="M",
+                       help="check only these modalities (default: all found)")
+    check.add_argument("--no-decode", action="store_true",
+                       help="skip reading file contents (no decoding, no duplicate-content check)")
+    check.set_defaults(func=_check)
+
+    prepare = sub.add_parser(
+        "prepare-fgxmedia", help="compare a PKU FG-XMedia copy with its list files; render spectrograms",
+        description="Report, per modality and class, the listed files that are missing and the files "
+                    "present but not listed. Exit status: 0 when every listed file is present (extra "
+                    "files are reported but allowed), 2 otherwise.")
+    prepare.add_argument("root", type=Path, help="dataset root (list paths are relative to it)")
+    prepare.add_argument("--lists", type=Path, default=None, metavar="DIR",
+                         help="folder holding <modality>/{train,test}.txt (default ROOT/list)")
+    prepare.add_argument("--convert-audio", action="store_true",
+                         help="render missing listed spectrogram pictures from raw audio files with the "
+                              "same stem (.wav/.flac/.ogg/.mp3 anywhere under ROOT/audio)")
+    prepare.add_argument("--size", type=int, default=448, metavar="PX",
+                         help="side of the rendered spectrogram pictures (default 448, the paper's input)")
+    prepare.add_argument("--show", type=int, default=20, metavar="N",
+                         help="paths listed per modality for missing and for extra files (default 20, 0 = all)")
+    prepare.set_defaults(func=_prepare_fgxmedia)
+
+    synth = sub.add_parser("synth", help="generate the built-in fine-grained tri-modal dataset")
+    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument("--classes", type=int, default=20, help="number of classes (default 20)")
+    synth.add_argument("--per-class", type=int, default=40, help="samples per class and modality (default 40)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.set_defaults(func=_synth)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from dcinet.config import Config
+    from dcinet.data.check import check_root
+
+    cfg = Config(modalities=args.modalities)
+    options = {"lists_dir": args.lists, "num_classes": args.num_classes, "train_flag": args.train_flag}
+    report = check_root(args.root, args.format, cfg, decode=not args.no_decode, progress=sys.stderr.isatty(),
+                        **{key: value for key, value in options.items() if value is not None})
+    print(report.format_report())
+    return 0 if report.ok else USER_ERROR_EXIT
+
+
+def _prepare_fgxmedia(args: argparse.Namespace) -> int:
+    from dcinet.sources.fgxmedia_prepare import prepare_fgxmedia
+
+    if args.size <= 0 or args.show < 0:
+        raise DcinetError("--size must be positive and --show must not be negative")
+    report = prepare_fgxmedia(args.root, args.lists, convert_audio=args.convert_audio, size=args.size,
+                              progress=sys.stderr.isatty())
+    print(report.format_report(show=args.show))
+    return 0 if report.ok else USER_ERROR_EXIT
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from dcinet.sources.synth import synthesize
+
+    out = synthesize(args.out, classes=args.classes, per_class=args.per_class, seed=args.seed)
+    print(f"wrote the synthetic dataset to {out}")
+    return 0

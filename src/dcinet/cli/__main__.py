@@ -1,3 +1,0 @@
-from dcinet.cli import run
-
-run()

@@ -1,1 +1,0 @@
-"""The retrieval web server (:mod:`dcinet.serve.app`) and its page (``static/``)."""

@@ -1,0 +1,139 @@
+"""The HTTP server: same results as the Python API and the CLI, every bad upload a 4xx JSON
+error while the server keeps serving, media only for indexed items."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image
+
+from dcinet.app.cli import main
+from dcinet.retrieval.embed import load_embeddings
+
+
+def request(url: str, body: bytes | None = None, content_type: str | None = None
+            ) -> tuple[int, str, bytes]:
+    """``(status, content type, body)`` of a GET (or a POST when ``body`` is given)."""
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type} if content_type else {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, resp.headers["Content-Type"], resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers["Content-Type"], err.read()
+
+
+def search(server_url: str, multipart, fields: dict) -> tuple[int, dict]:
+    status, ctype, body = request(f"{server_url}/api/search", *reversed(multipart(fields)))
+    assert ctype.startswith("application/json")
+    return status, json.loads(body)
+
+
+def assert_still_serving(server_url: str) -> None:
+    status, _, body = request(f"{server_url}/api/health")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+def test_health_and_page(server_url):
+    status, _, body = request(f"{server_url}/api/health")
+    health = json.loads(body)
+    assert status == 200 and health["counts"] == {"image": 8, "audio": 8, "text": 8}
+    assert health["query_modalities"] == ["image", "audio", "text"] and health["max_upload_mb"] == 0.25
+    status, ctype, page = request(f"{server_url}/")
+    assert status == 200 and ctype.startswith("text/html") and b'id="search-form"' in page
+    status, ctype, _ = request(f"{server_url}/static/app.js")
+    assert status == 200 and ctype.startswith("text/javascript")
+    for path in ("/static/../app.py", "/static/forms.py", "/nope", "/api/search"):
+        status, _, body = request(f"{server_url}{path}")
+        assert status in (404, 405) and "error" in json.loads(body)
+
+
+def test_http_results_equal_python_api_and_cli(server_url, multipart, searcher, tiny_index,
+                                               tiny_embeddings, capsys, tmp_path):
+    path = Path(load_embeddings(tiny_embeddings, "image")[1][4]["path"])
+    written = tmp_path / "client-side-name.png"  # a path-like upload name must not be written
+    status, answer = search(server_url, multipart, {"image": (str(written), path.read_bytes()), "k": "7"})
+    assert status == 200 and not written.exists()
+    api = [h.to_dict() for h in searcher.search_image(path, k=7)]
+    assert [{k: v for k, v in hit.items() if k not in ("media", "thumbnail")} for hit in answer["results"]] == api
+    assert main(["search", str(tiny_index), "--image", str(path), "-k", "7", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"] == api
+    status, text_answer = search(server_url, multipart, {"text": "a slender warbler", "modality": "text", "k": "3"})
+    assert status == 200 and text_answer["query"] == {"modality": "text", "target": "text", "k": 3}
+    assert [h["text"] for h in text_answer["results"]] == [h.text for h in searcher.search_text("a slender warbler", 3, "text")]
+
+
+@pytest.mark.parametrize(("fields", "status", "message"), [
+    ({"image": ("notes.txt", b"a warbler with a crimson bar")}, 422, "uploaded image cannot be used"),
+    ({"audio": ("clip.wav", b"RIFF\x00\x00\x00\x00WAVEfmt garbage")}, 422, "uploaded audio cannot be used"),
+    ({"text": "  \n "}, 400, "text query is empty"),
+    ({"k": "5"}, 400, "missing query"),
+    ({"text": "warbler", "k": "many"}, 400, "k must be an integer"),
+    ({"text": "warbler", "k": "0"}, 400, "k must be an integer from 1"),
+    ({"text": "warbler", "modality": "video"}, 400, "target modality"),
+    ({"text": "warbler", "image": ("a.png", b"x")}, 400, "send one query"),
+])
+def test_bad_uploads_get_a_readable_4xx_and_the_server_keeps_serving(server_url, multipart, fields,
+                                                                     status, message):
+    got, answer = search(server_url, multipart, fields)
+    assert got == status and set(answer) == {"error"}
+    assert message in answer["error"] and "Traceback" not in answer["error"]
+    assert " object at 0x" not in answer["error"]
+    assert_still_serving(server_url)
+
+
+def _raw_post(server_url: str, headers: dict[str, str]) -> tuple[int, dict]:
+    """POST headers only (no body): the answer must come without the server reading a body."""
+    conn = http.client.HTTPConnection(urlsplit(server_url).netloc, timeout=30)
+    conn.putrequest("POST", "/api/search")
+    for key, value in headers.items():
+        conn.putheader(key, value)
+    conn.endheaders()
+    resp = conn.getresponse()
+    answer = json.loads(resp.read())
+    conn.close()
+    return resp.status, answer
+
+
+def test_too_large_uploads_are_refused_from_content_length(server_url):
+    status, answer = _raw_post(server_url, {"Content-Type": "multipart/form-data; boundary=x",
+                                            "Content-Length": str(300 * 1024)})
+    assert status == 413 and "upload too large" in answer["error"] and "0.25 MB" in answer["error"]
+    status, answer = _raw_post(server_url, {"Content-Type": "multipart/form-data; boundary=x"})
+    assert status == 411 and "Content-Length" in answer["error"]
+    status, _, body = request(f"{server_url}/api/search", b"hello", "text/plain")
+    assert status == 415 and "multipart" in json.loads(body)["error"]
+    assert_still_serving(server_url)
+
+
+def test_internal_errors_hide_their_details(server_url, multipart, searcher, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret detail of the server")
+
+    monkeypatch.setattr(searcher, "search", broken)
+    status, answer = search(server_url, multipart, {"text": "warbler"})
+    assert status == 500 and answer == {"error": "internal server error"}
+    monkeypatch.undo()
+    assert_still_serving(server_url)
+
+
+def test_media_and_thumbnails_only_for_indexed_items(server_url, tiny_embeddings):
+    image = load_embeddings(tiny_embeddings, "image")[1][0]["path"]
+    status, ctype, body = request(f"{server_url}/media/image/0")
+    assert status == 200 and ctype == "image/png" and body == Path(image).read_bytes()
+    status, ctype, body = request(f"{server_url}/thumb/image/0")
+    assert status == 200 and max(Image.open(io.BytesIO(body)).size) <= 160
+    status, ctype, body = request(f"{server_url}/thumb/audio/3")
+    assert status == 200 and Image.open(io.BytesIO(body)).size == (200, 96)
+    status, ctype, _ = request(f"{server_url}/media/audio/3")
+    assert status == 200 and ctype in ("audio/x-wav", "audio/wav")
+    for path in ("/media/image/8", "/media/image/-1", "/media/text/0", "/media/image/..%2f..%2fetc",
+                 "/thumb/video/0", "/media/image/0/extra"):
+        status, _, body = request(f"{server_url}{path}")
+        assert status == 404 and "error" in json.loads(body)
