@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,31 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"shared real data not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+FGX_LISTS = SHARED_DATA / "fgxmedia-lists"
+
+
+@pytest.fixture(scope="session")
+def fgx_placeholder_tree(tmp_path_factory) -> tuple[Path, Path]:
+    """``(root, lists)``: an empty file at every path of the real FG-XMedia lists (31,788 files).
+
+    Shared by the tests of a session; a test that changes the tree must restore it.
+    """
+    if not FGX_LISTS.is_dir():
+        pytest.skip(f"real FG-XMedia lists not present at {FGX_LISTS}")
+    root = tmp_path_factory.mktemp("fgx-placeholder")
+    made: set[str] = set()
+    for list_file in sorted(FGX_LISTS.glob("*/t*.txt")):
+        if list_file.name == "testlabel.txt":
+            continue
+        for line in list_file.read_text().splitlines():
+            if not line.strip():
+                continue
+            rel = line.rsplit(None, 1)[0]
+            parent = os.path.dirname(rel)
+            if parent not in made:
+                (root / parent).mkdir(parents=True, exist_ok=True)
+                made.add(parent)
+            os.close(os.open(os.path.join(root, rel), os.O_CREAT | os.O_WRONLY, 0o644))
+    return root, FGX_LISTS

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -64,31 +63,3 @@ def media() -> SimpleNamespace:
 def folder_tree(tmp_path: Path) -> Path:
     """A clean 3-modality, 3-class tree with 2 train + 2 test samples per class and modality."""
     return build_folder_tree(tmp_path / "ds")
-
-
-FGX_LISTS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fgxmedia-lists"
-
-
-@pytest.fixture(scope="session")
-def fgx_placeholder_tree(tmp_path_factory) -> tuple[Path, Path]:
-    """``(root, lists)``: an empty file at every path of the real FG-XMedia lists (31,788 files).
-
-    Shared by the tests of a session; a test that changes the tree must restore it.
-    """
-    if not FGX_LISTS.is_dir():
-        pytest.skip(f"real FG-XMedia lists not present at {FGX_LISTS}")
-    root = tmp_path_factory.mktemp("fgx-placeholder")
-    made: set[str] = set()
-    for list_file in sorted(FGX_LISTS.glob("*/t*.txt")):
-        if list_file.name == "testlabel.txt":
-            continue
-        for line in list_file.read_text().splitlines():
-            if not line.strip():
-                continue
-            rel = line.rsplit(None, 1)[0]
-            parent = os.path.dirname(rel)
-            if parent not in made:
-                (root / parent).mkdir(parents=True, exist_ok=True)
-                made.add(parent)
-            os.close(os.open(os.path.join(root, rel), os.O_CREAT | os.O_WRONLY, 0o644))
-    return root, FGX_LISTS

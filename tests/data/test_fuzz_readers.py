@@ -19,7 +19,7 @@ from PIL import Image
 
 from dcinet.data.audio import load_audio, read_audio
 from dcinet.data.cub import CUB_FILES, read_cub
-from dcinet.data.fgx_lists import parse_list_file, read_fgxmedia
+from dcinet.data.fgxmedia import parse_list_file, read_fgxmedia
 from dcinet.data.image import load_image, open_image
 from dcinet.data.problems import DecodeError, Problem
 from dcinet.data.text import VOCAB_SIZE, decode_text, encode_text, read_text

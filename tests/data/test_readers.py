@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dcinet.data.cub import read_cub
-from dcinet.data.fgx_lists import ListEntry, parse_list_file, read_fgxmedia
+from dcinet.data.fgxmedia import ListEntry, parse_list_file, read_fgxmedia
 from dcinet.data.problems import Problem
 from dcinet.data.reader_common import strip_class_prefix
 from dcinet.data.readers import read_collection, read_folder

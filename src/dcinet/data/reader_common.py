@@ -1,6 +1,6 @@
 """What the dataset readers share: class-name and label rules, safe listed paths, root and modality
 checks. The readers themselves: :mod:`dcinet.data.readers` (folders and the entry point),
-:mod:`dcinet.data.fgx_lists` (PKU FG-XMedia list files), :mod:`dcinet.data.cub` (CUB-200-2011).
+:mod:`dcinet.data.fgxmedia` (PKU FG-XMedia list files), :mod:`dcinet.data.cub` (CUB-200-2011).
 """
 
 from __future__ import annotations

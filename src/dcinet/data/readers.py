@@ -1,7 +1,7 @@
 """The dataset readers' entry point, and the generic folder layout.
 
 :func:`read_collection` reads any of :data:`~dcinet.config.FORMATS`: generic folders (here), PKU FG-XMedia list
-files (:mod:`dcinet.data.fgx_lists`), CUB-200-2011 files (:mod:`dcinet.data.cub`). Each returns a
+files (:mod:`dcinet.data.fgxmedia`), CUB-200-2011 files (:mod:`dcinet.data.cub`). Each returns a
 :class:`~dcinet.data.records.Collection`. Problems a reader can see without decoding media
 (malformed list line, missing file, label out of range, unexpected folder) follow the
 collect-or-raise rule of :mod:`dcinet.data.problems`: with ``problems=[]`` the bad entry is left out
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dcinet.config import FORMATS, Config
 from dcinet.data.cub import read_cub
-from dcinet.data.fgx_lists import read_fgxmedia
+from dcinet.data.fgxmedia import read_fgxmedia
 from dcinet.data.problems import Problem, report
 from dcinet.data.reader_common import pick_modalities, require_root
 from dcinet.data.records import MODALITIES, SPLITS, Collection, Sample
@@ -80,7 +80,7 @@ def read_collection(root: Path | str, format: str = "folder", modalities: list[s
                     problems: list[Problem] | None = None, lists_dir: Path | str | None = None,
                     num_classes: int | None = None, train_flag: int | None = None) -> Collection:
     """Read a dataset in one of :data:`~dcinet.config.FORMATS`; see :func:`read_folder`,
-    :func:`~dcinet.data.fgx_lists.read_fgxmedia`, :func:`~dcinet.data.cub.read_cub`. ``lists_dir``
+    :func:`~dcinet.data.fgxmedia.read_fgxmedia`, :func:`~dcinet.data.cub.read_cub`. ``lists_dir``
     and ``num_classes`` apply to ``fgxmedia`` only, ``train_flag`` to ``cub`` only."""
     if format != "fgxmedia" and (lists_dir is not None or num_classes is not None):
         raise DcinetError(f"lists_dir / num_classes apply to the fgxmedia format only, not {format!r}")

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from dcinet.config import Config
 from dcinet.data.audio import PICTURE_SUFFIXES, read_audio, spectrogram_db, spectrogram_grey
-from dcinet.data.fgx_lists import read_fgxmedia_lists
+from dcinet.data.fgxmedia import read_fgxmedia_lists
 from dcinet.data.problems import DecodeError, Problem, format_problems
 from dcinet.data.reader_common import strip_class_prefix
 from dcinet.data.records import MODALITIES, SPLITS

@@ -16,7 +16,7 @@ from dcinet.app.cli import main
 from dcinet.config import Config
 from dcinet.data.audio import load_audio
 from dcinet.data.decode import SampleLoader
-from dcinet.data.fgx_lists import read_fgxmedia
+from dcinet.data.fgxmedia import read_fgxmedia
 from dcinet.sources.fgxmedia_prepare import PrepareReport, prepare_fgxmedia
 
 LIST_SIZES = {"image": (5994, 5794), "audio": (6000, 6000), "text": (4000, 4000)}
