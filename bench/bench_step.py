@@ -22,7 +22,7 @@ import torch
 
 from dcinet.config import load_config
 from dcinet.data.text import VOCAB_SIZE
-from dcinet.models import build_model
+from dcinet.models.factory import create_model
 from dcinet.train.loop import make_optimizer
 
 MODALITIES = ["image", "audio", "text"]
@@ -39,7 +39,7 @@ def _batch(cfg, b: int) -> tuple[dict, dict]:
 
 def _stepper(cfg):
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, NUM_CLASSES, MODALITIES).train()
+    model = create_model(cfg, NUM_CLASSES, MODALITIES).train()
     optimizer, _ = make_optimizer(cfg, model)
 
     def step(inputs: dict, labels: dict) -> float:
@@ -57,7 +57,7 @@ def interaction_seconds(cfg, inputs: dict, labels: dict, reps: int) -> float:
     """Median time of the interaction step's extra work alone: CMSI + CMCI + sub-module 2 on the
     mixed maps, forward and backward (from fixed sub-module 1 maps)."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, NUM_CLASSES, MODALITIES).train()
+    model = create_model(cfg, NUM_CLASSES, MODALITIES).train()
     with torch.no_grad():
         maps = model.ccrn.forward_features(torch.cat([model.to_image(inputs[m], m) for m in MODALITIES]))
     y = torch.cat([labels[m] for m in MODALITIES])

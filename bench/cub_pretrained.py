@@ -97,7 +97,7 @@ def write_subset(root: Path, out: Path, classes: int, per_split: int, train_flag
 def train_and_evaluate(arm: str, args: argparse.Namespace, data: Path, run_dir: Path) -> dict:
     """One arm through the CLI: ``dcinet train`` then ``dcinet evaluate``; times and mAP."""
     from dcinet.app.cli import main
-    from dcinet.train.runs import read_metrics
+    from dcinet.rundir import read_metrics
 
     overrides = [
         "backbone=efficientnet_lite0", "layer=4", f"interaction={args.interaction}",

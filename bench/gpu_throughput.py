@@ -19,7 +19,7 @@ import torch
 
 from dcinet.config import load_config
 from dcinet.data.text import VOCAB_SIZE
-from dcinet.models import build_model
+from dcinet.models.factory import create_model
 from dcinet.train.loop import make_optimizer
 
 PKU_TRAIN = {"image": 5994, "audio": 6000, "text": 4000}
@@ -44,7 +44,7 @@ def _batch(cfg, device, b: int):
 
 
 def train_step_times(cfg, device: torch.device, steps: int, warmup: int) -> list[float]:
-    model = build_model(cfg, PKU_CLASSES, ["image", "audio", "text"]).to(device)
+    model = create_model(cfg, PKU_CLASSES, ["image", "audio", "text"]).to(device)
     if cfg.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer, _ = make_optimizer(cfg, model)
@@ -70,7 +70,7 @@ def train_step_times(cfg, device: torch.device, steps: int, warmup: int) -> list
 @torch.no_grad()
 def eval_seconds(cfg, device: torch.device, batch: int = 64) -> float:
     """Time to encode every PKU FG-XMedia test item (CCRN only)."""
-    model = build_model(cfg, PKU_CLASSES, ["image", "audio", "text"]).to(device).eval()
+    model = create_model(cfg, PKU_CLASSES, ["image", "audio", "text"]).to(device).eval()
     use_amp = cfg.amp and device.type == "cuda"
     inputs, _ = _batch(cfg, device, batch)
     total = 0.0

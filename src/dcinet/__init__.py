@@ -1,39 +1,53 @@
 """dcinet — fine-grained cross-modal retrieval (image, audio, text) with DCINet.
 
-The public API, imported on first use so that ``import dcinet`` stays light::
+The public API::
 
     from dcinet import load_config, fit, evaluate_run, load_trained, Searcher
 
 - :func:`load_config` — a preset (``paper``, ``cpu-tiny``) or YAML file plus ``key=value`` overrides;
 - :func:`read_collection` — a dataset (``folder``, ``fgxmedia``, ``cub``) as records;
-- :func:`build_model` — DCINet (or the FGCrossNet baseline) for a config;
+- :func:`create_model` — DCINet (or the FGCrossNet baseline) for a config;
 - :func:`fit` — train into a run directory; :func:`load_trained` — load one back;
 - :func:`evaluate_run` — the paper's mAP tables; :func:`evaluate_directions` — the same from features;
-- :class:`Searcher` — embed a query and search a FAISS index (CLI and server use it too).
+- :class:`Searcher` — embed a query and search an index (the CLI and the server use it too).
+
+``import dcinet`` stays light: the names that need torch are imported on first use, so that the
+command line can set torch's threads before torch loads (type checkers and IDEs see them below).
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+from dcinet.config import Config, load_config
+from dcinet.errors import DcinetError
+
+if TYPE_CHECKING:
+    from dcinet.data.readers import read_collection
+    from dcinet.models.factory import create_model, load_trained
+    from dcinet.retrieval.directions import evaluate_directions
+    from dcinet.retrieval.evaluate import evaluate_run
+    from dcinet.retrieval.search import Searcher
+    from dcinet.train.loop import fit
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "Config": "dcinet.config", "load_config": "dcinet.config",
-    "DcinetError": "dcinet.errors",
+_HEAVY = {
     "read_collection": "dcinet.data.readers",
-    "build_model": "dcinet.models",
-    "fit": "dcinet.train.loop",
-    "load_trained": "dcinet.trained",
-    "evaluate_run": "dcinet.retrieval.evaluate",
+    "create_model": "dcinet.models.factory", "load_trained": "dcinet.models.factory",
     "evaluate_directions": "dcinet.retrieval.directions",
+    "evaluate_run": "dcinet.retrieval.evaluate",
     "Searcher": "dcinet.retrieval.search",
+    "fit": "dcinet.train.loop",
 }
+"""Where each torch-dependent name of the API lives (the imports under ``TYPE_CHECKING``)."""
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["Config", "DcinetError", "Searcher", "create_model", "evaluate_directions",
+           "evaluate_run", "fit", "load_config", "load_trained", "read_collection"]
 
 
 def __getattr__(name: str) -> object:
-    if name not in _EXPORTS:
+    if name not in _HEAVY:
         raise AttributeError(f"module 'dcinet' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+    return getattr(importlib.import_module(_HEAVY[name]), name)

@@ -12,7 +12,7 @@ from dcinet.data.dataset import (
     collate_by_modality,
     train_modalities,
 )
-from dcinet.data.decode import SampleLoader
+from dcinet.data.decode import SampleDecoder
 from dcinet.data.readers import read_folder
 from dcinet.errors import DcinetError
 
@@ -45,7 +45,7 @@ def test_collate_splits_modality_blocks_in_canonical_order():
 
 def test_dataset_items(folder_tree, tmp_path):
     coll = read_folder(folder_tree)
-    dataset = SampleDataset(coll.samples, SampleLoader(tiny_cfg(), cache_dir=tmp_path))
+    dataset = SampleDataset(coll.samples, SampleDecoder(tiny_cfg(), cache_dir=tmp_path))
     x, label, index = dataset[len(dataset) - 1]
     assert len(dataset) == 36 and index == 35 and label == coll.samples[35].label
     assert x.shape == (24,) and x.dtype == torch.int64  # the last sample is a text

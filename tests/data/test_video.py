@@ -1,4 +1,4 @@
-"""Video as frames: frame listing and choice, SampleLoader.load / load_frames, checking, training batches."""
+"""Video as frames: frame listing and choice, SampleDecoder.load / load_frames, checking, training batches."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image
 from dcinet.config import Config
 from dcinet.data.check import check_collection
 from dcinet.data.dataset import build_train_loader
-from dcinet.data.decode import SampleLoader
+from dcinet.data.decode import SampleDecoder
 from dcinet.data.image import load_image
 from dcinet.data.problems import DecodeError
 from dcinet.data.readers import read_folder
@@ -91,7 +91,7 @@ def test_pick_frame_is_reproducible_and_varies_with_the_key():
 
 def test_loader_one_frame_and_all_frames(tmp_path):
     frames = write_clip(tmp_path / "clip", 7)
-    loader = SampleLoader(CFG)
+    loader = SampleDecoder(CFG)
     sample = Sample("video", "test", 0, "crow", tmp_path / "clip", source="list/video/test.txt:3")
     assert torch.equal(loader.load(sample), load_image(frames[3], 8, 10))  # middle frame
     key = (0, 2, 11)
@@ -157,4 +157,4 @@ def test_single_frame_samples_from_a_collection(tmp_path):
     frames = write_clip(tmp_path / "video/crow/clip", 2)
     coll = Collection(["crow"], [Sample("video", "train", 0, "crow", f) for f in frames], tmp_path, "fgxmedia")
     assert check_collection(coll).ok
-    assert torch.equal(SampleLoader(CFG).load(coll.samples[1]), load_image(frames[1], 8, 10))
+    assert torch.equal(SampleDecoder(CFG).load(coll.samples[1]), load_image(frames[1], 8, 10))

@@ -1,4 +1,4 @@
-"""DCINet: the training step of §3.1, the test-time encoder, build_model and DDP."""
+"""DCINet: the training step of §3.1, the test-time encoder, create_model and DDP."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from dcinet.config import load_config
 from dcinet.errors import DcinetError
 from dcinet.losses import modality_cross_entropy, soft_target_cross_entropy
-from dcinet.models import DCINet, build_model
+from dcinet.models import DCINet, create_model
 from dcinet.models import interaction as interaction_module
 from dcinet.models.interaction import cmci, cmsi
 
@@ -180,14 +180,14 @@ def test_bad_batches_are_user_errors():
 def test_build_model_maps_the_config():
     cfg = load_config("cpu-tiny", ["img_size=32", "resize=40", "text_len=16", "layer=3",
                                    "interaction=cmci", "text_embedding=embedding"])
-    model = build_model(cfg, 5, ["text", "image"])
+    model = create_model(cfg, 5, ["text", "image"])
     assert model.modalities == ["image", "text"] and model.interaction == "cmci"
     assert model.ccrn.backbone == "resnet18" and model.ccrn.layer == 3
     assert model.cmsi is None and model.cmci is not None and model.text.embed is not None
     assert model.text.text_len == 16 and model.text.img_size == 32
-    cfg.method = "nope"  # past validation: build_model itself must refuse it
+    cfg.method = "nope"  # past validation: create_model itself must refuse it
     with pytest.raises(DcinetError, match="method"):
-        build_model(cfg, 5, ["image"])
+        create_model(cfg, 5, ["image"])
 
 
 def test_forward_through_distributed_data_parallel(tmp_path):

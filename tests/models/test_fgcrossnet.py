@@ -1,4 +1,4 @@
-"""The FGCrossNet baseline: build_model, its three losses, gradients, encode, and a CLI run."""
+"""The FGCrossNet baseline: create_model, its three losses, gradients, encode, and a CLI run."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from dcinet.app.cli import main
 from dcinet.config import load_config
 from dcinet.errors import DcinetError
 from dcinet.losses import center_loss, modality_cross_entropy, quadruplet_loss
-from dcinet.models import DCINet, FGCrossNet, build_model
-from dcinet.train.runs import read_metrics
+from dcinet.models import DCINet, FGCrossNet, create_model
+from dcinet.rundir import read_metrics
 
 K, SIDE = 4, 64
 ALL = ["image", "audio", "text"]
@@ -35,18 +35,18 @@ def _batch(cfg, modalities: list[str] = ALL, b: int = 4, seed: int = 1):
 
 def test_build_model_picks_fgcrossnet_by_method():
     cfg = _cfg("w_center=0.01", "w_quadruplet=0.5", "quadruplet_margin1=2.0", "quadruplet_margin2=0.25")
-    model = build_model(cfg, K, ["text", "image"])
+    model = create_model(cfg, K, ["text", "image"])
     assert type(model) is FGCrossNet and model.modalities == ["image", "text"]
     assert model.ccrn.backbone == "resnet18" and model.ccrn.layer == 4
     assert (model.w_center, model.w_quadruplet, model.margin1, model.margin2) == (0.01, 0.5, 2.0, 0.25)
     assert model.centres.shape == (K, 512)  # resnet18's pooled width
-    assert type(build_model(load_config("cpu-tiny"), K, ["image"])) is DCINet
+    assert type(create_model(load_config("cpu-tiny"), K, ["image"])) is DCINet
 
 
 def test_default_loss_weights_are_the_public_codes():
     # w_quadruplet=1.0 collapsed the embedding on the built-in dataset (docs/fgcrossnet.md); the
     # public code weights the ranking loss by 0.1 and the center loss by 0.001
-    model = build_model(_cfg(), K, ["image", "text"])
+    model = create_model(_cfg(), K, ["image", "text"])
     assert (model.w_center, model.w_quadruplet) == (0.001, 0.1)
     # the class built directly (Python API) has the same defaults as the config
     direct = FGCrossNet(K, ["image"], backbone="resnet18", img_size=SIDE)
@@ -64,7 +64,7 @@ def test_centres_have_the_embedding_width(backbone, side):
 def test_forward_parts_are_the_three_losses_on_the_shared_embedding():
     cfg = _cfg("w_center=0.1", "w_quadruplet=2.0")
     torch.manual_seed(0)
-    model = build_model(cfg, K, ALL).eval()  # eval: batch norm statistics, encode gives the same
+    model = create_model(cfg, K, ALL).eval()  # eval: batch norm statistics, encode gives the same
     inputs, labels = _batch(cfg)
     with torch.no_grad():
         out = model(inputs, labels)
@@ -85,7 +85,7 @@ def test_forward_parts_are_the_three_losses_on_the_shared_embedding():
 def test_every_trainable_parameter_gets_a_gradient_and_centres_the_unweighted_one():
     cfg = _cfg("w_center=0.01")
     torch.manual_seed(0)
-    model = build_model(cfg, K, ALL)
+    model = create_model(cfg, K, ALL)
     for module in model.modules():  # timm zero-inits the last BN gamma of each block
         if isinstance(module, torch.nn.BatchNorm2d):
             torch.nn.init.ones_(module.weight)
@@ -106,7 +106,7 @@ def test_every_trainable_parameter_gets_a_gradient_and_centres_the_unweighted_on
 
 def test_encode_shapes_and_single_modality_batches():
     cfg = _cfg()
-    model = build_model(cfg, K, ["image", "audio"]).eval()
+    model = create_model(cfg, K, ["image", "audio"]).eval()
     inputs, labels = _batch(cfg, ["image", "audio"], b=3)
     with torch.no_grad():
         assert model.encode(inputs["audio"], "audio").shape == (3, K)

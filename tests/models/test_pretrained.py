@@ -11,8 +11,9 @@ import timm
 import torch
 from safetensors.torch import save_file
 
+from dcinet.config import load_config
 from dcinet.errors import DcinetError
-from dcinet.models.ccrn import CCRN
+from dcinet.models.factory import create_model
 from dcinet.models.pretrained import load_pretrained, packaged_weights_path, read_state_dict
 
 
@@ -39,17 +40,18 @@ def test_local_file_round_trip(tmp_path: Path, suffix: str):
         assert torch.equal(target.state_dict()[key], state[key]), key
 
 
-def test_ccrn_loads_before_the_split(tmp_path: Path):
+def test_the_factory_loads_the_backbone_before_the_split(tmp_path: Path):
     torch.manual_seed(0)
     source = timm.create_model("resnet18", pretrained=False, num_classes=3).eval()
     path = tmp_path / "w.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     torch.manual_seed(5)
-    ccrn = CCRN("resnet18", num_classes=3, layer=2, pretrained=str(path), img_size=32).eval()
-    assert ccrn.pretrained_report is not None and len(ccrn.pretrained_report.loaded) == len(source.state_dict())
+    cfg = load_config("cpu-tiny", {"pretrained": str(path), "layer": 2, "img_size": 32,
+                                   "resize": 32})
+    model = create_model(cfg, 3, ["image"]).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        assert torch.allclose(ccrn(x), source(x), atol=1e-5)
+        assert torch.allclose(model.ccrn(x), source(x), atol=1e-5)
 
 
 def test_packaged_efficientnet_lite0_matches_the_file():

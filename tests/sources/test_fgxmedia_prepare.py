@@ -15,7 +15,7 @@ from PIL import Image
 from dcinet.app.cli import main
 from dcinet.config import Config
 from dcinet.data.audio import load_audio
-from dcinet.data.decode import SampleLoader
+from dcinet.data.decode import SampleDecoder
 from dcinet.data.fgxmedia import read_fgxmedia
 from dcinet.sources.fgxmedia_prepare import PrepareReport, prepare_fgxmedia
 
@@ -119,7 +119,7 @@ def test_convert_audio_renders_the_listed_pictures(tmp_path, capsys):
     assert "incomplete: 2 of 5 listed files missing" in out
 
     cfg = Config(img_size=64, resize=64)
-    loader = SampleLoader(cfg, cache_dir=tmp_path / "cache")
+    loader = SampleDecoder(cfg, cache_dir=tmp_path / "cache")
     coll = read_fgxmedia(root, problems=[])
     pictures = {s.path.relative_to(root).as_posix(): s for s in coll.samples}
     assert sorted(pictures) == ["audio/audioimg/Crow/1.png", "audio/audioimg/Crow/2.png", "audio/audioimg/Wren/1.png"]

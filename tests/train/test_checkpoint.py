@@ -9,15 +9,8 @@ import pytest
 import torch
 
 from dcinet.errors import DcinetError
-from dcinet.train.checkpoint import (
-    load_checkpoint,
-    load_state,
-    load_weights,
-    read_pointer,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from dcinet.rundir import load_state, load_weights, read_pointer
+from dcinet.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 
 def _model(seed: int) -> torch.nn.Module:

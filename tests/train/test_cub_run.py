@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dcinet.app.cli import main
-from dcinet.train.runs import read_metrics
+from dcinet.rundir import read_metrics
 
 CLASSES = ("Red_Bird", "Green_Bird", "Blue_Bird")
 PER_CLASS = 6  # the first 4 of each class are train, the last 2 test

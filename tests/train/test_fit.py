@@ -10,9 +10,9 @@ import torch
 from dcinet.app.cli import main
 from dcinet.config import load_config
 from dcinet.errors import DcinetError
-from dcinet.train.checkpoint import load_checkpoint, read_pointer
+from dcinet.rundir import read_metrics, read_pointer
+from dcinet.train.checkpoint import load_checkpoint
 from dcinet.train.loop import fit
-from dcinet.train.runs import read_metrics
 
 
 @pytest.fixture

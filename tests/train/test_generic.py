@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from dcinet.app.cli import main
-from dcinet.train.runs import read_metrics
+from dcinet.rundir import read_metrics
 
 
 def test_audio_and_image_only_dataset_trains_and_evaluates(tiny_builtin: Path, tmp_path: Path,

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcinet.train.checkpoint import load_checkpoint, read_pointer, save_checkpoint
+from dcinet.rundir import read_pointer
+from dcinet.train.checkpoint import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.slow
 

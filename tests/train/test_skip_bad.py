@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from dcinet.app.cli import main
-from dcinet.train.runs import read_metrics
+from dcinet.rundir import read_metrics
 
 FAST = ["img_size=32", "resize=36", "layer=3"]
 

@@ -16,9 +16,8 @@ from pathlib import Path
 from dcinet.config import ABLATION_GRIDS, Config
 from dcinet.errors import DcinetError
 from dcinet.retrieval.evaluate import evaluate_run
-from dcinet.train.loop import fit
+from dcinet.train.loop import train_or_resume
 from dcinet.train.plots import plot_curves
-from dcinet.train.runs import CONFIG_FILE, read_metrics
 
 PAPER_BACKBONES = ("resnet50", "vgg16", "vgg19", "vit_base_patch16_224")
 
@@ -41,13 +40,6 @@ def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> 
     raise DcinetError(f"unknown grid '{grid}' (choose {', '.join(ABLATION_GRIDS)})")
 
 
-def _train_or_reuse(cfg: Config, data: Path, run_dir: Path, progress: bool) -> list[dict]:
-    history = read_metrics(run_dir)
-    if history and history[-1]["epoch"] >= cfg.epochs:
-        return history
-    return fit(cfg, data, run_dir, resume=(run_dir / CONFIG_FILE).exists(), progress=progress).history
-
-
 def _mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
@@ -68,7 +60,7 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
             run_dir = out / f"{name.replace('+', '_')}-s{seed}"
             if progress:
                 print(f"== {grid}: {name}, seed {seed} -> {run_dir}", flush=True)
-            history = _train_or_reuse(run_cfg, data, run_dir, progress)
+            history = train_or_resume(run_cfg, data, run_dir, progress)
             result = evaluate_run(run_dir, data, run_cfg.format)
             rows.setdefault(name, []).append(result.to_dict())
             if seed == cfg.seed:

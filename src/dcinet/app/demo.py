@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from dcinet.config import load_config
+from dcinet.models.factory import load_trained
 from dcinet.retrieval.directions import evaluate_directions
-from dcinet.retrieval.evaluate import test_samples
+from dcinet.retrieval.evaluate import split_samples
 from dcinet.retrieval.features import ModalityFeatures, extract_features
 from dcinet.retrieval.scores import cosine_scores
 from dcinet.sources.synth import synthesize
-from dcinet.train.loop import fit
-from dcinet.train.runs import CONFIG_FILE, read_metrics
-from dcinet.trained import load_trained
+from dcinet.train.loop import train_or_resume
 
 DEMO_CLASSES = 20
 DEMO_PER_CLASS = 40
@@ -65,16 +64,12 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, seed: in
     synthesize(data, classes=DEMO_CLASSES, per_class=DEMO_PER_CLASS, seed=seed)
     cfg = load_config("cpu-tiny", overrides)
     run_dir = out / "run"
-    history = read_metrics(run_dir)
-    if history and history[-1]["epoch"] >= cfg.epochs:
-        _say(f"[2/4] reusing the finished run in {run_dir}")
-    else:
-        _say(f"[2/4] training DCINet ({cfg.backbone}, {cfg.img_size}px, {cfg.interaction} after "
-             f"layer{cfg.layer}, {cfg.epochs} epochs) into {run_dir}")
-        fit(cfg, data, run_dir, resume=(run_dir / CONFIG_FILE).exists())
+    _say(f"[2/4] training DCINet ({cfg.backbone}, {cfg.img_size}px, {cfg.interaction} after "
+         f"layer{cfg.layer}, {cfg.epochs} epochs) into {run_dir}")
+    train_or_resume(cfg, data, run_dir)
     _say("[3/4] evaluating on the test split (CCRN only, softmax features, cosine, whole-gallery mAP)")
     trained = load_trained(run_dir)
-    features = extract_features(trained, test_samples(trained, data, None), progress=True)
+    features = extract_features(trained, split_samples(trained, data, None), progress=True)
     result = evaluate_directions({m: f.features for m, f in features.items()},
                                  {m: f.labels for m, f in features.items()})
     result.to_json(out / "results.json")

@@ -7,7 +7,7 @@ Import from the modules themselves (``from dcinet.data.readers import read_colle
 - ``readers``: :func:`~dcinet.data.readers.read_collection` (``folder``; ``fgxmedia`` and ``cub``
   in ``fgxmedia`` and ``cub``, shared rules in ``reader_common``).
 - ``image`` / ``audio`` / ``text`` / ``video``: pure encodings (file or bytes -> tensor).
-- ``decode``: :class:`~dcinet.data.decode.SampleLoader` (a sample -> the model's input, with a
+- ``decode``: :class:`~dcinet.data.decode.SampleDecoder` (a sample -> the model's input, with a
   config's sizes).
 - ``check``: ``dcinet data check``; ``sampler`` and ``dataset``: the training batches.
 """

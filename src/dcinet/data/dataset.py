@@ -13,10 +13,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from dcinet.config import Config
 from dcinet.data.check import check_collection
-from dcinet.data.decode import SampleLoader
+from dcinet.data.decode import SampleDecoder
 from dcinet.data.problems import Problem, format_problems
 from dcinet.data.records import MODALITIES, Collection, Sample
 from dcinet.data.sampler import MultiModalBatchSampler
+from dcinet.data.text import normalize_text, read_text
 from dcinet.errors import DcinetError
 
 Item = tuple[torch.Tensor, int, int]
@@ -32,7 +33,7 @@ class SampleDataset(Dataset):
     iteration starts, i.e. after ``set_epoch``). Without one (evaluation) it is the middle frame.
     """
 
-    def __init__(self, samples: Sequence[Sample], loader: SampleLoader,
+    def __init__(self, samples: Sequence[Sample], loader: SampleDecoder,
                  sampler: MultiModalBatchSampler | None = None) -> None:
         self.samples = list(samples)
         self.loader = loader
@@ -139,9 +140,25 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
                                      class_aware=cfg.sampler == "class_aware",
                                      samples_per_class=cfg.samples_per_class, rank=rank,
                                      world_size=world_size)
-    loader = DataLoader(SampleDataset(kept, SampleLoader(cfg, cache_dir), sampler), batch_sampler=sampler,
+    loader = DataLoader(SampleDataset(kept, SampleDecoder(cfg, cache_dir), sampler), batch_sampler=sampler,
                         collate_fn=partial(collate_by_modality, modalities=sampler.modalities),
                         num_workers=cfg.num_workers, persistent_workers=False,
                         worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(cfg.seed + rank),
                         pin_memory=torch.cuda.is_available())
     return loader, report.problems
+
+
+def dropped_from_training(loader: DataLoader, classes: list[str], text_len: int) -> dict:
+    """What a train loader of :func:`build_train_loader` leaves out or shortens.
+
+    Returns:
+        ``{"classes_missing_a_modality": [names], "texts_truncated": n, "texts": n_texts,
+        "text_len": text_len}``: the classes the class-aware sampler never draws (they lack a
+        modality), and how many text samples are longer than ``text_len`` characters once
+        normalised (:func:`~dcinet.data.text.normalize_text`), which the encoder cuts.
+    """
+    texts = [s for s in loader.dataset.samples if s.modality == "text"]
+    truncated = sum(len(normalize_text(s.text if s.path is None else read_text(s.path))) > text_len
+                    for s in texts)
+    return {"classes_missing_a_modality": [classes[c] for c in loader.batch_sampler.unused_labels],
+            "texts_truncated": truncated, "texts": len(texts), "text_len": text_len}

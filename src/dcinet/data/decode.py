@@ -1,4 +1,8 @@
-"""Turn one :class:`~dcinet.data.records.Sample` into the tensor the model eats."""
+"""The one preprocessing path: a file, uploaded bytes or a text -> the tensor the model eats.
+
+Training, evaluation, ``embed``, ``search`` and the server all decode through
+:meth:`SampleDecoder.decode`, so a query is preprocessed exactly as the gallery was.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,12 @@ from dcinet.config import Config
 from dcinet.data.audio import load_audio
 from dcinet.data.image import load_image
 from dcinet.data.records import MODALITIES, Sample
-from dcinet.data.text import encode_text, read_text
+from dcinet.data.text import decode_text, encode_text, read_text
 from dcinet.data.video import load_video_frame, load_video_frames
 from dcinet.errors import DcinetError
 
 
-class SampleLoader:
+class SampleDecoder:
     """Per-modality decoding with the sizes of a :class:`~dcinet.config.Config`.
 
     Uses ``cfg.img_size``, ``cfg.resize`` (images), ``cfg.sample_rate``, ``cfg.n_fft``,
@@ -34,22 +38,50 @@ class SampleLoader:
         self.hop_length = cfg.hop_length
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
-    def load(self, sample: Sample, frame_key: tuple[int, ...] | None = None) -> torch.Tensor:
-        """Decode one sample.
+    def decode(self, source: Path | str | bytes, modality: str, name: str | None = None,
+               frame_key: tuple[int, ...] | None = None, cache: bool = True) -> torch.Tensor:
+        """Decode one input of ``modality``.
 
         Args:
+            source: image / audio: a file path (``str`` or ``Path``) or the file's bytes; text:
+                the text itself (``str``), a text file (``Path``) or its bytes; video: the clip's
+                folder of frames.
+            name: what errors call the input (default: its path).
             frame_key: video only: non-negative ints choosing the one frame
                 (:func:`~dcinet.data.video.pick_frame`); ``None`` = the clip's middle frame.
+            cache: audio only: keep the computed spectrogram in the cache (``False`` for one-off
+                uploads, which then never touch the file system).
 
         Returns:
             image / audio / video (one frame): float32 ``(3, img_size, img_size)``,
-            ImageNet-normalised; text: int64 ``(text_len,)`` character ids (``sample.text`` when
-            ``sample.path`` is None).
+            ImageNet-normalised; text: int64 ``(text_len,)`` character ids.
 
         Raises:
-            DcinetError: naming the file (and its list line) when it cannot be decoded.
+            DcinetError: naming the input when it cannot be decoded.
         """
-        return self._named(sample, lambda: self._load(sample, frame_key))
+        if modality == "text":
+            if isinstance(source, bytes):
+                source = decode_text(source, name or "<text bytes>")
+            elif isinstance(source, Path):
+                source = read_text(source)
+            return encode_text(source, self.text_len)
+        if modality == "image":
+            return load_image(source, self.img_size, self.resize)
+        if modality == "audio":
+            return load_audio(source, self.img_size, self.sample_rate, self.n_fft, self.hop_length,
+                              self.cache_dir, name=name, cache=cache)
+        if modality == "video":
+            return load_video_frame(Path(source), self.img_size, self.resize, frame_key)
+        raise DcinetError(f"unknown modality {modality!r} (supported: {', '.join(MODALITIES)})")
+
+    def load(self, sample: Sample, frame_key: tuple[int, ...] | None = None) -> torch.Tensor:
+        """:meth:`decode` of a sample's file (or inline text), with the sample's list line
+        appended to any error message."""
+        if sample.path is None and (sample.modality != "text" or sample.text is None):
+            what = "neither a path nor inline text" if sample.modality == "text" else "no file path"
+            raise DcinetError(f"{sample.modality} sample has {what}")
+        source = sample.path if sample.path is not None else sample.text
+        return self._named(sample, lambda: self.decode(source, sample.modality, frame_key=frame_key))
 
     def load_frames(self, sample: Sample, max_frames: int) -> torch.Tensor:
         """All frames of a video sample, at most ``max_frames`` evenly spaced ones
@@ -75,21 +107,3 @@ class SampleLoader:
             if sample.source:
                 raise DcinetError(f"{exc} ({sample.source})") from None
             raise
-
-    def _load(self, sample: Sample, frame_key: tuple[int, ...] | None) -> torch.Tensor:
-        if sample.modality == "text":
-            text = sample.text if sample.path is None else read_text(sample.path)
-            if text is None:
-                raise DcinetError("text sample has neither a path nor inline text")
-            return encode_text(text, self.text_len)
-        if sample.path is None:
-            raise DcinetError(f"{sample.modality} sample has no file path")
-        if sample.modality == "image":
-            return load_image(sample.path, self.img_size, self.resize)
-        if sample.modality == "audio":
-            return load_audio(sample.path, self.img_size, self.sample_rate, self.n_fft, self.hop_length,
-                              self.cache_dir)
-        if sample.modality == "video":
-            return load_video_frame(sample.path, self.img_size, self.resize, frame_key)
-        raise DcinetError(f"unknown modality {sample.modality!r} of {sample.path} "
-                          f"(supported: {', '.join(MODALITIES)})")

@@ -55,6 +55,8 @@ class MultiModalBatchSampler(Sampler[list[int]]):
         self.class_aware = class_aware
         self.k = samples_per_class
         self.epoch = 0
+        self.unused_labels: list[int] = []
+        """Class-aware mode: the labels of the classes missing from some modality (never drawn)."""
         by_modality: dict[str, list[int]] = defaultdict(list)
         for i, sample in enumerate(samples):
             by_modality[sample.modality].append(i)
@@ -77,6 +79,7 @@ class MultiModalBatchSampler(Sampler[list[int]]):
             self._pools[m] = {c: np.asarray(v, dtype=np.int64) for c, v in pools.items()}
         shared = set.intersection(*(set(p) for p in self._pools.values()))
         self._classes = np.asarray(sorted(shared), dtype=np.int64)
+        self.unused_labels = sorted(set.union(*(set(p) for p in self._pools.values())) - shared)
         per_step = self.b // self.k
         if len(self._classes) < per_step:
             raise DcinetError(f"class-aware sampler needs {per_step} classes present in every modality "

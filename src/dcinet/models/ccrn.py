@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from dcinet.errors import DcinetError
-from dcinet.models.pretrained import PretrainedReport, load_pretrained
 
 FAMILIES = {
     "timm.models.resnet": "resnet",
@@ -204,20 +203,32 @@ def split_backbone(net: nn.Module, family: str, name: str):
     return _vit_parts(net, name)
 
 
-def create_backbone(name: str, num_classes: int, img_size: int) -> tuple[nn.Module, str]:
-    """The timm model ``name`` (random init) and its family; DcinetError if unknown/unsupported."""
+def backbone_family(name: str) -> str:
+    """The CCRN family (:data:`FAMILIES`) of the timm model ``name``.
+
+    Raises:
+        DcinetError: ``name`` is not a timm model, or not of a supported family.
+    """
     if not timm.models.is_model(name):
         raise DcinetError(f"unknown backbone '{name}': not a timm model name")
     family = FAMILIES.get(timm.models.model_entrypoint(name).__module__)
     if family is None:
         raise DcinetError(f"backbone '{name}' is not supported; use a resnet*, vgg*, efficientnet*, "
                           f"swin* or vit* timm model")
-    kwargs: dict = {}
+    return family
+
+
+def create_backbone(name: str, num_classes: int, img_size: int, **timm_kwargs) -> nn.Module:
+    """The timm model ``name`` as the CCRN splits it (ViT: no class token, average pooling;
+    ViT / Swin: built for ``img_size``); ``timm_kwargs`` go to :func:`timm.create_model`
+    (default ``pretrained=False``)."""
+    family = backbone_family(name)
+    kwargs: dict = {"pretrained": False, **timm_kwargs}
     if family == "vit":
-        kwargs = {"img_size": img_size, "class_token": False, "global_pool": "avg"}
+        kwargs.update(img_size=img_size, class_token=False, global_pool="avg")
     elif family == "swin":
-        kwargs = {"img_size": img_size}
-    return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs), family
+        kwargs.update(img_size=img_size)
+    return timm.create_model(name, num_classes=num_classes, **kwargs)
 
 
 class CCRN(nn.Module):
@@ -228,23 +239,36 @@ class CCRN(nn.Module):
             ``vit_tiny_patch16_224``, ``swin_tiny_patch4_window7_224``, ``efficientnet_lite0``...).
         num_classes: classifier width.
         layer: CMSI/CMCI sit after stage ``layer``.
-        pretrained: None, a local weights file or ``"efficientnet_lite0"`` (see
-            :func:`dcinet.models.pretrained.load_pretrained`), loaded before the split.
         img_size: input side in pixels; fixes the token grid of ViT/Swin, free for CNNs.
+        net: the timm model to split, as :func:`create_backbone` makes it (the factory passes one
+            holding pretrained weights); ``None`` = a new randomly initialised one.
     """
 
     def __init__(self, backbone: str = "resnet50", num_classes: int = 200, layer: int = 4,
-                 pretrained: str | None = None, img_size: int = 448):
+                 img_size: int = 448, net: nn.Module | None = None):
         super().__init__()
         if layer not in (1, 2, 3, 4):
             raise DcinetError(f"layer must be 1..4 (the stage CMSI/CMCI follow), got {layer}")
-        net, self.family = create_backbone(backbone, num_classes, img_size)
-        self.pretrained_report: PretrainedReport | None = (
-            load_pretrained(net, pretrained) if pretrained else None)
+        self.family = backbone_family(backbone)
+        if net is None:
+            net = create_backbone(backbone, num_classes, img_size)
         stages, head, to_map, from_map = split_backbone(net, self.family, backbone)
-        self.backbone, self.layer = backbone, layer
+        self.backbone, self.layer, self.img_size = backbone, layer, img_size
         self.submodule1 = nn.Sequential(*stages[:layer], to_map)
         self.submodule2 = Submodule2(nn.Sequential(from_map, *stages[layer:]), head)
+
+    @torch.no_grad()
+    def map_shape(self) -> tuple[int, int, int]:
+        """``(C, h, w)`` of sub-module 1's map for a ``(1, 3, img_size, img_size)`` input (one
+        forward pass in eval mode; the training mode is restored)."""
+        was_training = self.training
+        self.eval()
+        try:
+            param = next(self.parameters())
+            x = torch.zeros(1, 3, self.img_size, self.img_size, dtype=param.dtype, device=param.device)
+            return tuple(self.forward_features(x).shape[1:])
+        finally:
+            self.train(was_training)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Sub-module 1: float ``(B, 3, H, W)`` -> feature map ``(B, C, h, w)`` after stage ``layer``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dcinet.config import INTERACTIONS
 from dcinet.errors import DcinetError
@@ -23,7 +24,7 @@ class DCINet(SharedCCRNModel):
         num_classes: ``K`` fine-grained classes.
         modalities: the modalities the model serves (a subset of image, audio, text, video);
             only ``text`` gets a text module (:class:`TextToImage`), the others are images.
-        backbone, layer, pretrained: see :class:`CCRN`.
+        backbone, layer, net: see :class:`SharedCCRNModel`.
         interaction: ``none`` (plain shared backbone), ``cmsi``, ``cmci`` or ``cmsi+cmci``.
         vocab_size, text_len, text_channels, text_embedding: see :class:`TextToImage`.
         img_size: input side in pixels (also the text module's output side).
@@ -35,11 +36,11 @@ class DCINet(SharedCCRNModel):
                  layer: int = 4, interaction: str = "cmsi+cmci", vocab_size: int = 64,
                  text_len: int = 448, img_size: int = 448, text_channels: int = 64,
                  text_embedding: str = "onehot", mixup: MixupSettings | None = None,
-                 w_modal: float = 1.0, w_dual: float = 1.0, pretrained: str | None = None):
+                 w_modal: float = 1.0, w_dual: float = 1.0, net: nn.Module | None = None):
         if interaction not in INTERACTIONS:
             raise DcinetError(f"interaction must be one of {', '.join(INTERACTIONS)}, got {interaction!r}")
         super().__init__(num_classes, modalities, backbone, layer, vocab_size, text_len, img_size,
-                         text_channels, text_embedding, pretrained)
+                         text_channels, text_embedding, net)
         self.interaction = interaction
         self.w_modal, self.w_dual = w_modal, w_dual
         self.cmsi = CMSI(num_classes, mixup or MixupSettings()) if "cmsi" in interaction else None

@@ -35,7 +35,7 @@ class FGCrossNet(SharedCCRNModel):
     Args:
         num_classes: ``K`` fine-grained classes (also the number of centres).
         modalities: the modalities the model serves; only ``text`` gets a text module.
-        backbone, pretrained: see :class:`~dcinet.models.ccrn.CCRN`.
+        backbone, net: see :class:`~dcinet.models.shared.SharedCCRNModel`.
         vocab_size, text_len, text_channels, text_embedding: see
             :class:`~dcinet.models.text.TextToImage`.
         img_size: input side in pixels.
@@ -47,12 +47,12 @@ class FGCrossNet(SharedCCRNModel):
                  vocab_size: int = 64, text_len: int = 448, img_size: int = 448,
                  text_channels: int = 64, text_embedding: str = "onehot", w_center: float = 0.001,
                  w_quadruplet: float = 0.1, margin1: float = 1.0, margin2: float = 0.5,
-                 pretrained: str | None = None):
+                 net: nn.Module | None = None):
         if w_center < 0 or w_quadruplet < 0:
             raise DcinetError(f"loss weights must be >= 0, got w_center={w_center}, "
                               f"w_quadruplet={w_quadruplet}")
         super().__init__(num_classes, modalities, backbone, 4, vocab_size, text_len, img_size,
-                         text_channels, text_embedding, pretrained)
+                         text_channels, text_embedding, net)
         self.w_center, self.w_quadruplet = w_center, w_quadruplet
         self.margin1, self.margin2 = margin1, margin2
         self.centres = nn.Parameter(torch.randn(num_classes, self._embedding_dim()))

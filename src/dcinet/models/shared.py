@@ -27,14 +27,15 @@ class SharedCCRNModel(nn.Module):
         num_classes: ``K`` fine-grained classes.
         modalities: the modalities the model serves (a subset of image, audio, text, video);
             only ``text`` gets a text module, the others are images.
-        backbone, layer, pretrained: see :class:`CCRN`.
+        backbone, layer, net: see :class:`CCRN` (``net``: a timm model to split, e.g. with
+            pretrained weights; :func:`~dcinet.models.factory.create_model` passes one).
         vocab_size, text_len, text_channels, text_embedding: see :class:`TextToImage`.
         img_size: input side in pixels (also the text module's output side).
     """
 
     def __init__(self, num_classes: int, modalities: list[str], backbone: str, layer: int,
                  vocab_size: int, text_len: int, img_size: int, text_channels: int,
-                 text_embedding: str, pretrained: str | None):
+                 text_embedding: str, net: nn.Module | None = None):
         super().__init__()
         unknown = [m for m in modalities if m not in MODALITIES]
         if unknown or not modalities:
@@ -42,7 +43,7 @@ class SharedCCRNModel(nn.Module):
                               f"got {modalities}")
         self.modalities = [m for m in MODALITIES if m in modalities]
         self.num_classes = num_classes
-        self.ccrn = CCRN(backbone, num_classes, layer, pretrained, img_size)
+        self.ccrn = CCRN(backbone, num_classes, layer, img_size, net)
         self.text = (TextToImage(vocab_size, text_len, img_size, text_channels, text_embedding)
                      if "text" in self.modalities else None)
 

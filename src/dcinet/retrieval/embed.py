@@ -29,7 +29,7 @@ from dcinet.data.records import Sample
 from dcinet.data.text import read_text
 from dcinet.errors import DcinetError
 from dcinet.files import atomic_save_npy, atomic_write_bytes
-from dcinet.trained import TrainedModel
+from dcinet.models.factory import TrainedModel
 
 MANIFEST = "embed.json"
 CHUNK_DIR = "chunks"
@@ -161,8 +161,8 @@ def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_
     """Write the features of ``samples`` (any modalities) to ``out``, resuming a partial run.
 
     Args:
-        trained: the model (:func:`~dcinet.trained.load_trained`).
-        samples: the gallery, e.g. :func:`~dcinet.retrieval.evaluate.test_samples`.
+        trained: the model (:func:`~dcinet.models.factory.load_trained`).
+        samples: the gallery, e.g. :func:`~dcinet.retrieval.evaluate.split_samples`.
         data_root, split: recorded in the manifest (and part of what a resume must match).
         feature: ``softmax`` / ``logits`` / ``embedding``; None = the run's ``eval_feature``.
         chunk_size: rows per chunk file, rounded up to a multiple of ``batch_size`` so that the
@@ -223,11 +223,11 @@ def embed_run(run: Path, data_root: Path | None, out: Path, split: str = "test",
               chunk_size: int = 1024, progress: bool = True) -> dict:
     """``dcinet embed``: load a run (directory or checkpoint), read and check ``split`` of the
     dataset as ``evaluate`` does, then :func:`embed_samples`. Returns the manifest."""
-    from dcinet.retrieval.evaluate import dataset_root, test_samples
-    from dcinet.trained import load_trained
+    from dcinet.models.factory import load_trained
+    from dcinet.retrieval.evaluate import dataset_root, split_samples
 
     trained = load_trained(Path(run))
     root = dataset_root(trained, data_root)
-    samples = test_samples(trained, root, fmt, split)
+    samples = split_samples(trained, root, fmt, split)
     return embed_samples(trained, samples, out, root, split, feature, batch_size, chunk_size,
                          progress)

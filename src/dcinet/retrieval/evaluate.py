@@ -10,9 +10,9 @@ import numpy as np
 from dcinet.data.check import check_collection
 from dcinet.data.readers import read_configured
 from dcinet.errors import DcinetError
+from dcinet.models.factory import TrainedModel, load_trained
 from dcinet.retrieval.directions import RetrievalResult, evaluate_directions
 from dcinet.retrieval.features import ModalityFeatures, extract_features
-from dcinet.trained import TrainedModel, load_trained
 
 
 def dataset_root(trained: TrainedModel, data_root: Path | None) -> Path:
@@ -27,7 +27,7 @@ def dataset_root(trained: TrainedModel, data_root: Path | None) -> Path:
     return root
 
 
-def test_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None,
+def split_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None,
                  split: str = "test"):
     """The checked samples of ``split`` for the modalities the model knows, read from
     :func:`dataset_root`.
@@ -71,7 +71,7 @@ def evaluate_run(path: Path, data_root: Path | None = None, fmt: str | None = No
             ``embedding`` (the pooled pre-logits vector); None = the run's ``eval_feature``.
     """
     trained = load_trained(path)
-    samples = test_samples(trained, data_root, fmt)
+    samples = split_samples(trained, data_root, fmt)
     feats = extract_features(trained, samples, feature or trained.cfg.eval_feature,
                              batch_size=batch_size, progress=progress)
     if save_features_dir is not None:

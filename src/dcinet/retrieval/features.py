@@ -11,9 +11,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from dcinet.data.dataset import SampleDataset
-from dcinet.data.decode import SampleLoader
+from dcinet.data.decode import SampleDecoder
 from dcinet.data.records import Sample
-from dcinet.trained import TrainedModel
+from dcinet.models.factory import TrainedModel
 
 
 @dataclass
@@ -38,14 +38,14 @@ def extract_features(trained: TrainedModel, samples: list[Sample], feature: str 
     """Encode samples with ``model.encode`` (eval mode), grouped by modality.
 
     Args:
-        trained: a loaded model (see :func:`dcinet.trained.load_trained`).
+        trained: a loaded model (see :func:`dcinet.models.factory.load_trained`).
         samples: records of any modalities (their order is kept within each modality).
         feature: ``softmax`` (the paper's retrieval feature), ``logits`` or ``embedding``.
     Returns:
         modality -> :class:`ModalityFeatures`, modalities in canonical order.
     """
     model = trained.model.eval()
-    loader_fn = SampleLoader(trained.cfg)
+    loader_fn = SampleDecoder(trained.cfg)
     out: dict[str, ModalityFeatures] = {}
     for modality in trained.modalities:
         subset = [s for s in samples if s.modality == modality]
@@ -69,7 +69,7 @@ def extract_features(trained: TrainedModel, samples: list[Sample], feature: str 
     return out
 
 
-def _encode_clip(model, loader_fn: SampleLoader, sample: Sample, feature: str, max_frames: int,
+def _encode_clip(model, loader_fn: SampleDecoder, sample: Sample, feature: str, max_frames: int,
                  device) -> torch.Tensor:
     """One video's feature ``(1, D)``: logits (or embeddings) averaged over its frames, then
     softmax for the ``softmax`` feature — FGCrossNet's video protocol."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcinet.data.decode import SampleDecoder
 from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
 from dcinet.retrieval.embed import file_sha256
@@ -73,7 +74,7 @@ class Searcher:
 
     def __init__(self, index_dir: Path, run: Path | None = None, device: str = "cpu",
                  mmap: bool = True) -> None:
-        from dcinet.trained import load_trained
+        from dcinet.models.factory import load_trained
 
         self.index = load_index(Path(index_dir), mmap)
         info = self.index.info
@@ -82,6 +83,7 @@ class Searcher:
             raise DcinetError(f"{self.trained.weights} is not the model that embedded "
                               f"{index_dir} (weights differ); pass the run it was built from")
         self.feature: str = info["feature"]
+        self.decoder = SampleDecoder(self.trained.cfg)
         self.device = device
         self._lock = threading.Lock()
 
@@ -96,35 +98,26 @@ class Searcher:
         return self.index.modalities
 
     def query_tensor(self, query: QuerySource, modality: str, name: str | None = None):
-        """The model input for one query, preprocessed as the gallery was (see SampleLoader).
+        """The model input for one query, decoded by the gallery's own path
+        (:meth:`~dcinet.data.decode.SampleDecoder.decode`, the spectrogram cache left alone).
 
         Returns:
             image / audio: float32 ``(1, 3, img_size, img_size)``; text: int64 ``(1, text_len)``.
         Raises:
             DcinetError: unknown modality, empty text, undecodable image / audio (naming ``name``).
         """
-        from dcinet.data.audio import load_audio
-        from dcinet.data.image import load_image
-        from dcinet.data.text import encode_text
-
         if modality not in self.query_modalities:
             raise DcinetError(f"query modality must be one of {', '.join(self.query_modalities)}, "
                               f"got {modality!r}")
-        cfg = self.trained.cfg
         if modality == "text":
             if not isinstance(query, str) or not query.strip():
                 raise DcinetError("the text query is empty")
-            return encode_text(query, cfg.text_len)[None]
+            return self.decoder.decode(query, "text")[None]
         data, label = (query, name or f"uploaded {modality}") if isinstance(query, bytes) \
             else _read_query_file(query, modality)
         if not data:
             raise DcinetError(f"{label}: the {modality} file is empty (0 bytes)")
-        if modality == "image":
-            return load_image(data, cfg.img_size, cfg.resize)[None]
-        # a waveform or a ready-made spectrogram picture (as the gallery's .png audio); uploads
-        # are not written to the spectrogram cache
-        return load_audio(data, cfg.img_size, cfg.sample_rate, cfg.n_fft, cfg.hop_length,
-                          name=label, cache=False)[None]
+        return self.decoder.decode(data, modality, name=label, cache=False)[None]
 
     def embed_query(self, query: QuerySource, modality: str, name: str | None = None) -> np.ndarray:
         """The query's feature, float32 ``(D,)`` (not normalised), as ``embed`` computes rows."""

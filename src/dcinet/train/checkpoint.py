@@ -1,45 +1,38 @@
-"""Atomic, pickle-free checkpoints.
+"""Atomic, pickle-free checkpoints (the files are described in :mod:`dcinet.rundir`).
 
-A run directory holds, per saved epoch ``E``:
-
-* ``model-E.safetensors`` — the model weights (safetensors: no code runs on load);
-* ``state-E.pt`` — optimizer, scheduler, AMP scaler, epoch and RNG states, saved with
-  :func:`torch.save` and loaded with ``weights_only=True`` (tensors and plain containers only);
-* ``checkpoint.json`` — the pointer to the latest complete pair, replaced atomically (write to a
-  temporary file, then :func:`os.replace`).
-
-Every file is flushed to disk (``fsync``) before the pointer names it. A crash (even ``kill -9``)
-while writing leaves the previous pointer, and so the previous checkpoint, intact; what it leaves
-behind (temporary files, a pair the pointer never named, an older pair not yet deleted) is removed
-by the next successful save, once the pointer has moved.
+Every file is written through :func:`~dcinet.files.atomic_write_bytes` (a temporary file, flushed
+to disk, then renamed), and the pointer ``checkpoint.json`` moves only once the weights and the
+state of its epoch are complete. A crash (even ``kill -9``) while writing leaves the previous
+pointer, and so the previous checkpoint, intact; what it leaves behind (temporary files, a pair
+the pointer never named, an older pair not yet deleted) is removed by the next successful save,
+once the pointer has moved.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import pickle
 import random
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save
 
-from dcinet.errors import DcinetError
 from dcinet.files import atomic_write_bytes
+from dcinet.rundir import POINTER, load_state, load_weights, read_pointer
 
-POINTER = "checkpoint.json"
 CHECKPOINT_FILE = re.compile(r"(model-\d+\.safetensors|state-\d+\.pt)")
 TEMP_FILE = re.compile(r"\.(model-\d+\.safetensors|state-\d+\.pt|checkpoint\.json)\.tmp-\d+(-\w+)?")
-"""Names of the checkpoint files and of their temporary files (``.<name>.tmp-<pid>``, or
-``.<name>.tmp-<pid>-<random>`` from :func:`~dcinet.files.atomic_write_bytes`)."""
+"""Names of the checkpoint files and of their temporary files: ``.<name>.tmp-<pid>-<random>``
+from :func:`~dcinet.files.atomic_write_bytes`, or ``.<name>.tmp-<pid>`` as earlier versions
+named them."""
 
 
 def rng_state() -> dict:
-    """Python, NumPy, torch (and CUDA) RNG states as tensors and plain values."""
+    """Python, NumPy, torch (and CUDA) RNG states as CPU tensors and plain values."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "python": random.getstate(),
@@ -48,20 +41,28 @@ def rng_state() -> dict:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
     return state
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore the states returned by :func:`rng_state`."""
+    """Restore the states returned by :func:`rng_state`.
+
+    The tensors may have been loaded onto any device (a state file read with a CUDA
+    ``map_location``): they are brought back to the CPU, where the RNG states live. A CUDA state
+    saved on another machine is restored for the devices both machines have; a CPU run resumed on
+    a GPU starts the CUDA generators from their seeds.
+    """
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["gauss"]))
-    torch.set_rng_state(state["torch"])
+    keys = torch.as_tensor(n["keys"]).cpu().numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(torch.as_tensor(state["torch"]).cpu().to(torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        saved = [torch.as_tensor(s).cpu().to(torch.uint8) for s in state["cuda"]]
+        for device, s in enumerate(saved[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s, device)
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict, epoch: int) -> Path:
@@ -75,33 +76,23 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict, epoch: i
     Returns:
         The path of the weights file.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
     weights = run_dir / f"model-{epoch}.safetensors"
     state_file = run_dir / f"state-{epoch}.pt"
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp_weights = weights.with_name(f".{weights.name}.tmp-{os.getpid()}")
-    save_file(tensors, str(tmp_weights), metadata={"epoch": str(epoch)})
-    _fsync(tmp_weights)
-    os.replace(tmp_weights, weights)
-    tmp_state = state_file.with_name(f".{state_file.name}.tmp-{os.getpid()}")
-    torch.save({**state, "epoch": epoch}, tmp_state)
-    _fsync(tmp_state)
-    os.replace(tmp_state, state_file)
+    atomic_write_bytes(weights, save(tensors, metadata={"epoch": str(epoch)}))
+    buffer = io.BytesIO()
+    torch.save({**state, "epoch": epoch}, buffer)
+    atomic_write_bytes(state_file, buffer.getvalue())
     pointer = {"epoch": epoch, "weights": weights.name, "state": state_file.name}
     atomic_write_bytes(run_dir / POINTER, json.dumps(pointer, indent=1).encode())
     if hasattr(os, "O_DIRECTORY"):  # POSIX: make the renames themselves durable
-        _fsync(run_dir)
+        fd = os.open(run_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     remove_leftovers(run_dir)
     return weights
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's (or a directory's entries') data to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_leftovers(run_dir: Path) -> list[Path]:
@@ -119,55 +110,8 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
     return removed
 
 
-def read_pointer(run_dir: Path) -> dict:
-    """The latest checkpoint's pointer (``epoch``, ``weights``, ``state`` file names)."""
-    path = run_dir / POINTER
-    try:
-        pointer = json.loads(path.read_text())
-        int(pointer["epoch"]), str(pointer["weights"]), str(pointer["state"])
-    except FileNotFoundError:
-        raise DcinetError(f"no checkpoint in {run_dir} (missing {POINTER})") from None
-    except (ValueError, KeyError, TypeError):
-        raise DcinetError(f"checkpoint pointer {path} is corrupt") from None
-    return pointer
-
-
-def load_weights(path: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Load a weights file without executing code.
-
-    ``.safetensors`` files are read with safetensors; anything else must be a plain state dict
-    readable by ``torch.load(weights_only=True)`` (a pickle that tries to run code is refused).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DcinetError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path), device=str(map_location))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise DcinetError(f"weights file {path} is not a valid safetensors file: {exc}") from None
-    return load_state(path, map_location)
-
-
-def load_state(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """``torch.load(weights_only=True)`` with a clear error for unsafe or corrupt files."""
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise DcinetError(
-            f"refusing to load {path}: it is not a plain tensor/state file "
-            f"(loading it would execute pickled code): {str(exc).splitlines()[0]}"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise DcinetError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise DcinetError(f"{path} does not hold a dictionary of tensors")
-    return data
-
-
-def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> tuple[dict, dict]:
-    """The latest checkpoint of a run: ``(weights, state)``."""
+def load_checkpoint(run_dir: Path) -> tuple[dict, dict]:
+    """The latest checkpoint of a run, ``(weights, state)``, on the CPU (RNG states must be CPU
+    tensors; ``load_state_dict`` moves weights and optimizer state to the model's device)."""
     pointer = read_pointer(run_dir)
-    weights = load_weights(run_dir / pointer["weights"], map_location)
-    state = load_state(run_dir / pointer["state"], map_location)
-    return weights, state
+    return load_weights(run_dir / pointer["weights"]), load_state(run_dir / pointer["state"])

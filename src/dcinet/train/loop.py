@@ -1,38 +1,47 @@
 """The training loop: ``fit`` a config on a dataset into a run directory.
 
-One epoch = the multimodal batch sampler's steps; each step calls the model's ``forward``
-(which returns ``{"loss": L_sum, "parts": {...}}``), backpropagates, steps the optimizer. After
-every epoch, rank 0 appends the per-loss means to ``metrics.csv``, redraws ``losses.png`` (the
-paper's Fig. 5) and writes an atomic checkpoint. ``resume=True`` continues from the latest
-checkpoint with the saved RNG states, so the result is bit-identical to an uninterrupted run on
-CPU with ``deterministic=true``. A NaN or inf loss stops the run; the last good checkpoint stays.
+``fit`` runs four steps a reader can take one at a time:
+
+1. :func:`prepare` reads the dataset and checks everything that can be known before any work —
+   the config, the backbone and its weights, the map CMSI cuts, the batch, the run directory and
+   every training file — and writes nothing;
+2. :func:`start_run` writes the run's records (or, with ``resume``, restores the latest
+   checkpoint: weights, optimizer, schedule, AMP scaler and every rank's RNG streams);
+3. :func:`train_one_epoch` per epoch: the model's ``forward`` returns ``{"loss": L_sum,
+   "parts": {...}}``, which is backpropagated;
+4. :func:`end_epoch`: rank 0 appends the per-loss means to ``metrics.csv``, redraws ``losses.png``
+   (the paper's Fig. 5) and writes an atomic checkpoint.
+
+A run that fails before its first checkpoint removes what it wrote (never what an earlier run
+wrote), so the same command can simply be run again. ``resume=True`` continues bit-identically
+to an uninterrupted run on the same machine (CPU, ``deterministic=true``). A NaN or inf loss stops
+the run; the last good checkpoint stays.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
 from dcinet.config import Config, save_config
-from dcinet.data.dataset import build_train_loader, train_modalities
+from dcinet.data.dataset import build_train_loader, dropped_from_training, train_modalities
 from dcinet.data.readers import read_configured
+from dcinet.data.records import Collection
 from dcinet.errors import DcinetError
-from dcinet.models import build_model
-from dcinet.train.checkpoint import (
-    POINTER,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from dcinet.models.factory import create_model
+from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics
+from dcinet.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dcinet.train.distributed import (
     DistInfo,
     any_rank,
@@ -41,7 +50,7 @@ from dcinet.train.distributed import (
     mean_across_ranks,
 )
 from dcinet.train.plots import plot_curves
-from dcinet.train.runs import CONFIG_FILE, check_resume, read_metrics, write_metrics, write_run_info
+from dcinet.train.runs import check_resume, write_metrics, write_run_info
 
 
 @dataclass
@@ -50,6 +59,30 @@ class FitResult:
     model: torch.nn.Module
     history: list[dict]
     skipped: list
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` checked: the data, the model and the batches, nothing written yet."""
+
+    collection: Collection
+    modalities: list[str]
+    model: torch.nn.Module
+    loader: DataLoader
+    skipped: list
+    dropped: dict
+
+
+@dataclass
+class Trainer:
+    """The model (on its device) and what steps it."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    history: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -62,17 +95,112 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def lr_factor(cfg: Config) -> Callable[[int], float]:
+    """The learning-rate multiplier of epoch ``e`` (0-based) under ``cfg.scheduler``.
+
+    ``cosine`` anneals from 1 to 0 over ``cfg.epochs`` epochs, ``step`` multiplies by 0.1 every
+    ``cfg.step_size`` epochs, ``none`` keeps 1. The plan is a function of ``cfg.epochs``, so
+    resuming with more epochs re-plans the cosine over the new total from the resumed epoch.
+    """
+    if cfg.scheduler == "cosine":
+        return lambda e: 0.5 * (1.0 + math.cos(math.pi * min(e, cfg.epochs) / cfg.epochs))
+    if cfg.scheduler == "step":
+        return lambda e: 0.1 ** (e // cfg.step_size)
+    return lambda e: 1.0
+
+
 def make_optimizer(cfg: Config, model: torch.nn.Module):
-    """Momentum SGD (§4.2) and the epoch-level learning-rate schedule."""
+    """Momentum SGD (§4.2) and the epoch-level learning-rate schedule (:func:`lr_factor`)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
-    if cfg.scheduler == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    elif cfg.scheduler == "step":
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=0.1)
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    return optimizer, scheduler
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
+
+
+def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: DistInfo,
+            cache_dir: Path | None = None) -> Prepared:
+    """Read and check everything a run needs before it writes anything.
+
+    Raises:
+        DcinetError: bad data (unless ``cfg.skip_bad``), an unknown backbone, weights of another
+            architecture, a map too small for CMSI, an odd CMSI batch, an existing run without
+            ``resume``, or a resume with another config or dataset.
+    """
+    reader_problems: list = []
+    collection = read_configured(data_root, cfg, reader_problems if cfg.skip_bad else None)
+    modalities = train_modalities(collection, cfg)
+    batch = cfg.batch_per_modality * len(modalities)
+    if cfg.method == "dcinet" and "cmsi" in cfg.interaction and batch % 2:
+        raise DcinetError(f"CMSI mixes pairs of maps: the batch (batch_per_modality "
+                          f"{cfg.batch_per_modality} x {len(modalities)} modalities = {batch}) "
+                          f"must be even")
+    model = create_model(cfg, collection.num_classes, modalities)
+    if resume:
+        check_resume(run_dir, cfg, collection)
+    elif (run_dir / CONFIG_FILE).exists():
+        raise DcinetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    loader, skipped = build_train_loader(collection, cfg, rank=dist.rank, world_size=dist.world_size,
+                                         skip_bad=cfg.skip_bad, cache_dir=cache_dir)
+    dropped = dropped_from_training(loader, collection.classes, cfg.text_len)
+    return Prepared(collection, modalities, model, loader, reader_problems + skipped, dropped)
+
+
+def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: DistInfo,
+              progress: bool) -> Trainer:
+    """Write a new run's records, or restore a resumed run's latest checkpoint."""
+    barrier(dist)  # every rank has checked the run directory before rank 0 writes into it
+    if dist.is_main and not resume:
+        write_run_info(run_dir, cfg, run.collection, run.modalities, run.dropped)
+    if dist.is_main and run.skipped:
+        (run_dir / "skipped.txt").write_text("".join(f"{p.format()}\n" for p in run.skipped))
+        print(f"skipped {len(run.skipped)} bad files (listed in {run_dir / 'skipped.txt'})", flush=True)
+    if dist.is_main and progress:
+        for line in _dropped_warnings(run.dropped):
+            print(f"warning: {line} (recorded in {run_dir / 'run.json'})", flush=True)
+    barrier(dist)
+    model = run.model.to(dist.device)
+    if cfg.channels_last and dist.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, scheduler = make_optimizer(cfg, model)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dist.device.type == "cuda")
+    trainer = Trainer(model, optimizer, scheduler, scaler)
+    if resume and (run_dir / POINTER).exists():
+        _restore(trainer, cfg, run_dir, dist)
+        if dist.is_main:
+            save_config(cfg, run_dir / CONFIG_FILE)
+            print(f"resuming {run_dir} after epoch {trainer.start_epoch}", flush=True)
+    elif resume and dist.is_main and progress:  # stopped before its first checkpoint
+        print(f"{run_dir} has no checkpoint yet: starting it from epoch 1", flush=True)
+    return trainer
+
+
+def _dropped_warnings(dropped: dict) -> list[str]:
+    lines = []
+    if dropped.get("classes_missing_a_modality"):
+        names = dropped["classes_missing_a_modality"]
+        lines.append(f"the class-aware sampler never draws {len(names)} classes that lack a "
+                     f"modality ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
+    if dropped.get("texts_truncated"):
+        lines.append(f"{dropped['texts_truncated']} of {dropped['texts']} training texts are longer "
+                     f"than text_len={dropped['text_len']} characters and are cut")
+    return lines
+
+
+def _restore(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo) -> None:
+    """Load the latest checkpoint into ``trainer`` (weights, optimizer, schedule re-planned for
+    ``cfg.epochs``, AMP scaler, this rank's RNG streams) and its metrics history."""
+    weights, state = load_checkpoint(run_dir)
+    trainer.model.load_state_dict(weights)
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.scheduler.load_state_dict(state["scheduler"])
+    factor = lr_factor(cfg)
+    for group, base in zip(trainer.optimizer.param_groups, trainer.scheduler.base_lrs, strict=True):
+        group["lr"] = base * factor(trainer.scheduler.last_epoch)
+    if trainer.scaler.is_enabled() and state["scaler"]:  # a CPU run's scaler state is empty
+        trainer.scaler.load_state_dict(state["scaler"])
+    trainer.start_epoch = int(state["epoch"])
+    rng = state["rng"]
+    set_rng_state(rng[dist.rank] if dist.rank < len(rng) else rng[0])
+    trainer.history = [row for row in read_metrics(run_dir) if row["epoch"] <= trainer.start_epoch]
 
 
 def _to_device(batch: dict, device: torch.device, channels_last: bool) -> tuple[dict, dict]:
@@ -128,81 +256,81 @@ def train_one_epoch(model, loader, optimizer, scaler, cfg: Config, dist: DistInf
     return mean_across_ranks({k: v / max(steps, 1) for k, v in sums.items()}, dist)
 
 
+def end_epoch(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo, epoch: int,
+              means: dict[str, float], seconds: float, progress: bool) -> None:
+    """Step the schedule, record the epoch's row and save the checkpoint (rank 0)."""
+    lr = trainer.optimizer.param_groups[0]["lr"]
+    trainer.scheduler.step()
+    row = {"epoch": epoch + 1, **means, "lr": lr, "seconds": seconds}
+    trainer.history.append(row)
+    states = _gather_rng(dist)
+    if dist.is_main:
+        history = trainer.history
+        write_metrics(run_dir, history)
+        plot_curves({k: [(r["epoch"], r[k]) for r in history if k in r] for k in means},
+                    run_dir / "losses.png", f"{cfg.method} losses")
+        state = {"optimizer": trainer.optimizer.state_dict(),
+                 "scheduler": trainer.scheduler.state_dict(),
+                 "scaler": trainer.scaler.state_dict(), "rng": states}
+        save_checkpoint(run_dir, trainer.model, state, epoch + 1)
+        if progress:
+            parts = " ".join(f"{k} {v:.4f}" for k, v in means.items())
+            print(f"epoch {epoch + 1}/{cfg.epochs} {parts} ({seconds:.1f}s)", flush=True)
+    barrier(dist)
+
+
 def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progress: bool = True,
         cache_dir: Path | None = None) -> FitResult:
     """Train ``cfg`` on the dataset at ``data_root``, writing everything into ``run_dir``.
 
     Raises:
-        DcinetError: bad data (unless ``cfg.skip_bad``), an existing run without ``resume``, a
-            resume with another config or dataset, or a non-finite loss.
+        DcinetError: see :func:`prepare`; or a non-finite loss.
     """
     dist = init_distributed()
     run_dir = Path(run_dir)
-    reader_problems: list = []
-    collection = read_configured(Path(data_root), cfg, reader_problems if cfg.skip_bad else None)
-    modalities = train_modalities(collection, cfg)
-    if resume:
-        check_resume(run_dir, cfg, collection)
-    elif (run_dir / CONFIG_FILE).exists():
-        raise DcinetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    barrier(dist)  # every rank has checked the run directory before rank 0 writes into it
+    seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # before the model's initialisation
+    run = prepare(cfg, Path(data_root), run_dir, resume, dist, cache_dir)
+    with _removed_on_early_failure(run_dir, enabled=dist.is_main and not resume):
+        trainer = start_run(cfg, run, run_dir, resume, dist, progress)
+        net = DistributedDataParallel(trainer.model) if dist.enabled else trainer.model
+        for epoch in range(trainer.start_epoch, cfg.epochs):
+            started = time.perf_counter()
+            run.loader.batch_sampler.set_epoch(epoch)
+            run.loader.generator.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + dist.rank)  # workers
+            means = train_one_epoch(net, run.loader, trainer.optimizer, trainer.scaler, cfg, dist,
+                                    epoch, progress)
+            end_epoch(trainer, cfg, run_dir, dist, epoch, means, time.perf_counter() - started,
+                      progress)
+    return FitResult(run_dir, trainer.model, trainer.history, run.skipped)
 
-    seed_everything(cfg.seed + dist.rank, cfg.deterministic)
-    loader, skipped = build_train_loader(collection, cfg, rank=dist.rank, world_size=dist.world_size,
-                                         skip_bad=cfg.skip_bad, cache_dir=cache_dir)
-    skipped = reader_problems + skipped
-    if dist.is_main:  # only once the data passed its checks: a refused run leaves no run directory
-        write_run_info(run_dir, cfg, collection, modalities)
-    barrier(dist)
-    if dist.is_main and skipped:
-        (run_dir / "skipped.txt").write_text("".join(f"{p.format()}\n" for p in skipped))
-        print(f"skipped {len(skipped)} bad files (listed in {run_dir / 'skipped.txt'})", flush=True)
-    model = build_model(cfg, collection.num_classes, modalities).to(dist.device)
-    if cfg.channels_last and dist.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer, scheduler = make_optimizer(cfg, model)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dist.device.type == "cuda")
 
-    start_epoch, history = 0, []
-    if resume and not (run_dir / POINTER).exists():  # stopped before its first checkpoint
-        if dist.is_main and progress:
-            print(f"{run_dir} has no checkpoint yet: starting it from epoch 1", flush=True)
-    elif resume:
-        weights, state = load_checkpoint(run_dir, map_location=dist.device)
-        model.load_state_dict(weights)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch = int(state["epoch"])
-        set_rng_state(state["rng"][dist.rank] if dist.rank < len(state["rng"]) else state["rng"][0])
-        history = [row for row in read_metrics(run_dir) if row["epoch"] <= start_epoch]
-        if dist.is_main:
-            save_config(cfg, run_dir / CONFIG_FILE)
-            print(f"resuming {run_dir} after epoch {start_epoch}", flush=True)
+def train_or_resume(cfg: Config, data_root: Path, run_dir: Path, progress: bool = True) -> list[dict]:
+    """The history of the run in ``run_dir``: reused when it finished ``cfg.epochs``, resumed
+    when it stopped earlier, trained when there is none."""
+    history = read_metrics(run_dir)
+    if history and history[-1]["epoch"] >= cfg.epochs:
+        if progress:
+            print(f"reusing the finished run in {run_dir}", flush=True)
+        return history
+    return fit(cfg, data_root, run_dir, resume=(run_dir / CONFIG_FILE).exists(),
+               progress=progress).history
 
-    net = DistributedDataParallel(model) if dist.enabled else model
-    for epoch in range(start_epoch, cfg.epochs):
-        started = time.perf_counter()
-        loader.batch_sampler.set_epoch(epoch)
-        loader.generator.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + dist.rank)  # worker seeds
-        means = train_one_epoch(net, loader, optimizer, scaler, cfg, dist, epoch, progress)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        row = {"epoch": epoch + 1, **means, "lr": lr, "seconds": time.perf_counter() - started}
-        history.append(row)
-        states = _gather_rng(dist)
-        if dist.is_main:
-            write_metrics(run_dir, history)
-            plot_curves({k: [(r["epoch"], r[k]) for r in history if k in r]
-                         for k in means}, run_dir / "losses.png", f"{cfg.method} losses")
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "scaler": scaler.state_dict(), "rng": states}
-            save_checkpoint(run_dir, model, state, epoch + 1)
-            if progress:
-                parts = " ".join(f"{k} {v:.4f}" for k, v in means.items())
-                print(f"epoch {epoch + 1}/{cfg.epochs} {parts} ({row['seconds']:.1f}s)", flush=True)
-        barrier(dist)
-    return FitResult(run_dir, model, history, skipped)
+
+@contextlib.contextmanager
+def _removed_on_early_failure(run_dir: Path, enabled: bool) -> Iterator[None]:
+    """Remove what this run wrote into ``run_dir`` if it fails (or is interrupted) before its
+    first checkpoint: the files that were not there before, and the folder if it made it."""
+    existed = run_dir.is_dir()
+    before = set(run_dir.iterdir()) if existed else set()
+    try:
+        yield
+    except BaseException:
+        if enabled and run_dir.is_dir() and not (run_dir / POINTER).exists():
+            for path in set(run_dir.iterdir()) - before:
+                path.unlink(missing_ok=True)
+            if not existed and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        raise
 
 
 def _gather_rng(dist: DistInfo) -> list[dict]:

@@ -1,10 +1,5 @@
-"""Run directories: what a run was trained on, and the checks that make ``--resume`` safe.
-
-A run directory holds ``config.yaml`` (the resolved :class:`~dcinet.config.Config`),
-``run.json`` (classes, modalities, dataset fingerprint, data root), ``metrics.csv`` and
-``losses.png`` (one row / curve per epoch), the checkpoints (see :mod:`dcinet.train.checkpoint`) and,
-for ``--skip-bad`` runs, ``skipped.txt``.
-"""
+"""Writing run directories (their files: :mod:`dcinet.rundir`): a new run's records, the
+per-epoch metrics, and the checks that make ``--resume`` safe."""
 
 from __future__ import annotations
 
@@ -13,15 +8,15 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from dcinet.config import Config, load_config, save_config
+from dcinet.config import Config, save_config
 from dcinet.data.records import Collection
 from dcinet.errors import DcinetError
 from dcinet.files import atomic_write_bytes
+from dcinet.rundir import CONFIG_FILE, METRICS_FILE, RUN_FILE, read_run
 
-RUN_FILE = "run.json"
-CONFIG_FILE = "config.yaml"
 RESUME_MUTABLE = frozenset({"epochs", "num_workers", "log_every"})
-"""Config keys a resumed run may change (raising ``epochs`` extends a finished run)."""
+"""Config keys a resumed run may change (raising ``epochs`` extends a run: the lr schedule is
+re-planned over the new total, see :func:`dcinet.train.loop.lr_factor`)."""
 
 
 def dataset_fingerprint(collection: Collection, split: str = "train") -> dict:
@@ -41,8 +36,13 @@ def dataset_fingerprint(collection: Collection, split: str = "train") -> dict:
             "digest": digest.hexdigest()}
 
 
-def write_run_info(run_dir: Path, cfg: Config, collection: Collection, modalities: list[str]) -> dict:
-    """Write ``config.yaml`` and ``run.json`` for a new run; returns the run info."""
+def write_run_info(run_dir: Path, cfg: Config, collection: Collection, modalities: list[str],
+                   dropped: dict | None = None) -> dict:
+    """Write ``config.yaml`` and ``run.json`` for a new run; returns the run info.
+
+    Args:
+        dropped: what the training data checks left out or shortened (recorded as ``dropped``).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / CONFIG_FILE)
     info = {
@@ -50,20 +50,10 @@ def write_run_info(run_dir: Path, cfg: Config, collection: Collection, modalitie
         "modalities": modalities,
         "data_root": str(collection.root) if collection.root else None,
         "dataset": dataset_fingerprint(collection),
+        "dropped": dropped or {},
     }
     atomic_write_bytes(run_dir / RUN_FILE, json.dumps(info, indent=1).encode())
     return info
-
-
-def read_run(run_dir: Path) -> tuple[Config, dict]:
-    """The saved config and run info of a run directory."""
-    if not (run_dir / RUN_FILE).exists() or not (run_dir / CONFIG_FILE).exists():
-        raise DcinetError(f"{run_dir} is not a dcinet run directory (no {RUN_FILE} / {CONFIG_FILE})")
-    try:
-        info = json.loads((run_dir / RUN_FILE).read_text())
-    except ValueError:
-        raise DcinetError(f"{run_dir / RUN_FILE} is corrupt") from None
-    return load_config(str(run_dir / CONFIG_FILE)), info
 
 
 def check_resume(run_dir: Path, cfg: Config, collection: Collection) -> None:
@@ -85,8 +75,6 @@ def check_resume(run_dir: Path, cfg: Config, collection: Collection) -> None:
         raise DcinetError(f"cannot resume {run_dir} with fewer epochs ({cfg.epochs} < {saved_cfg.epochs})")
 
 
-METRICS_FILE = "metrics.csv"
-
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     """Rewrite ``metrics.csv`` with one row per completed epoch (columns = union of keys)."""
@@ -96,21 +84,6 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     lines = [",".join(columns)]
     lines += [",".join(_fmt(row.get(c, "")) for c in columns) for row in rows]
     atomic_write_bytes(run_dir / METRICS_FILE, ("\n".join(lines) + "\n").encode())
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """The rows of ``metrics.csv`` (numbers as floats, ``epoch`` as int); [] when absent."""
-    path = run_dir / METRICS_FILE
-    if not path.exists():
-        return []
-    header, *body = path.read_text().splitlines()
-    keys = header.split(",")
-    rows = []
-    for line in body:
-        row = {k: float(v) for k, v in zip(keys, line.split(","), strict=True) if v != ""}
-        row["epoch"] = int(row["epoch"])
-        rows.append(row)
-    return rows
 
 
 def _fmt(value: object) -> str:

@@ -1,0 +1,123 @@
+"""Build models: the one place that turns a config (and weights) into a network.
+
+Models never read files. :func:`create_model` builds the network a :class:`~dcinet.config.Config`
+describes, with the backbone's pretrained weights (``cfg.pretrained``) or a complete state dict
+held in memory; :func:`load_trained` builds one from a run directory (see :mod:`dcinet.rundir`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dcinet.config import Config
+from dcinet.errors import DcinetError
+from dcinet.models.ccrn import create_backbone
+from dcinet.models.dcinet import DCINet
+from dcinet.models.fgcrossnet import FGCrossNet
+from dcinet.models.interaction import MixupSettings
+from dcinet.models.pretrained import load_pretrained
+from dcinet.rundir import load_weights, read_pointer, read_run
+
+
+def create_model(cfg: Config, num_classes: int, modalities: list[str],
+                 state_dict: dict[str, torch.Tensor] | None = None) -> DCINet | FGCrossNet:
+    """The model ``cfg`` describes, for ``num_classes`` classes and the training ``modalities``:
+    :class:`DCINet` for ``method: dcinet``, :class:`FGCrossNet` for ``method: fgcrossnet``.
+
+    Args:
+        state_dict: every weight of the model (e.g. a checkpoint already in memory), loaded
+            strictly; ``None`` = a new model, its backbone initialised from ``cfg.pretrained``
+            when set (see :func:`~dcinet.models.pretrained.load_pretrained`).
+    Raises:
+        DcinetError: unknown backbone or method, pretrained weights of another architecture, a
+            state dict of another model, or a CMSI map too small to cut a box from.
+    """
+    from dcinet.data.text import VOCAB_SIZE
+
+    net = None
+    if state_dict is None and cfg.pretrained:
+        net = create_backbone(cfg.backbone, num_classes, cfg.img_size)
+        load_pretrained(net, cfg.pretrained)
+    text = {"vocab_size": VOCAB_SIZE, "text_len": cfg.text_len, "img_size": cfg.img_size,
+            "text_channels": cfg.text_channels, "text_embedding": cfg.text_embedding}
+    if cfg.method == "fgcrossnet":
+        model: DCINet | FGCrossNet = FGCrossNet(
+            num_classes, modalities, backbone=cfg.backbone, **text, w_center=cfg.w_center,
+            w_quadruplet=cfg.w_quadruplet, margin1=cfg.quadruplet_margin1,
+            margin2=cfg.quadruplet_margin2, net=net)
+    elif cfg.method == "dcinet":
+        model = DCINet(num_classes, modalities, backbone=cfg.backbone, layer=cfg.layer,
+                       interaction=cfg.interaction, **text, mixup=MixupSettings.from_config(cfg),
+                       w_modal=cfg.w_modal, w_dual=cfg.w_dual, net=net)
+        _check_cmsi_map(model, cfg)
+    else:
+        raise DcinetError(f"config key 'method' must be dcinet or fgcrossnet, got {cfg.method!r}")
+    if state_dict is not None:
+        _load_exactly(model, state_dict, "the given state dict")
+    return model
+
+
+def _check_cmsi_map(model: nn.Module, cfg: Config) -> None:
+    """CMSI cuts a box of 50-60 % of each side from the map after stage ``layer``: a map side
+    below 2 leaves no box."""
+    if model.cmsi is None:
+        return
+    _, h, w = model.ccrn.map_shape()
+    if min(h, w) < 2:
+        raise DcinetError(
+            f"CMSI needs a map of at least 2x2 after layer {cfg.layer}, but {cfg.backbone} at "
+            f"img_size={cfg.img_size} gives {h}x{w}; raise img_size or choose an earlier layer")
+
+
+def _load_exactly(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        raise DcinetError(f"{source} does not match the model: {str(exc).splitlines()[0]}") from None
+
+
+@dataclass
+class TrainedModel:
+    """A model in eval mode with what it was trained with.
+
+    Attributes:
+        model: the DCINet (CCRN + text module), ``eval()`` mode.
+        cfg: the run's resolved config.
+        classes: class names (``classes[label]``).
+        modalities: modalities it was trained on, canonical order.
+        run_dir: the run directory.
+        weights: the weights file that was loaded.
+        info: the run's ``run.json``.
+    """
+
+    model: torch.nn.Module
+    cfg: Config
+    classes: list[str]
+    modalities: list[str]
+    run_dir: Path
+    weights: Path
+    info: dict
+
+
+def load_trained(path: Path, device: str | torch.device = "cpu") -> TrainedModel:
+    """Load ``RUN_DIR`` (its latest checkpoint) or ``RUN_DIR/model-E.safetensors``, in eval mode.
+
+    Raises:
+        DcinetError: no such run or file, or weights that do not fit the run's model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DcinetError(f"no such run directory or checkpoint: {path}")
+    if path.is_dir():
+        run_dir, weights_path = path, path / read_pointer(path)["weights"]
+    else:
+        run_dir, weights_path = path.parent, path
+    cfg, info = read_run(run_dir)
+    model = create_model(cfg, len(info["classes"]), info["modalities"],
+                         state_dict=load_weights(weights_path))
+    model.to(device).eval()
+    return TrainedModel(model, cfg, info["classes"], info["modalities"], run_dir, weights_path, info)
