@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,7 @@ from dcinet.retrieval.metrics import (
     mean_average_precision,
 )
 from dcinet.retrieval.naive import average_precision_naive
-from dcinet.retrieval.scores import SCORE_BLOCK, cosine_scores, l2_normalize
+from dcinet.retrieval.scores import GALLERY_BLOCK, SCORE_BLOCK, cosine_scores, l2_normalize
 
 
 def _angles(degrees: list[float]) -> np.ndarray:
@@ -222,14 +224,18 @@ def test_exclude_self_needs_the_queries_first_in_the_gallery():
 # ---- the scores both paths rank -----------------------------------------------------------
 
 def test_scores_do_not_depend_on_batching():
+    # every product is one (SCORE_BLOCK, GALLERY_BLOCK) tile, so slicing either side, at block
+    # boundaries or not, down to one item, gives the bits of the full product
     rng = np.random.default_rng(2)
-    q, g = rng.normal(size=(2 * SCORE_BLOCK + 5, 30)), rng.normal(size=(77, 30))
+    nq, ng = 2 * SCORE_BLOCK + 5, GALLERY_BLOCK + 77
+    q, g = rng.normal(size=(nq, 30)), rng.normal(size=(ng, 30))
     full = cosine_scores(q, g)
-    assert full.dtype == torch.float32 and full.shape == (len(q), len(g))
-    for start, stop in ((0, 1), (SCORE_BLOCK, SCORE_BLOCK + 3), (2 * SCORE_BLOCK, len(q))):
-        assert torch.equal(cosine_scores(q[start:stop], g), full[start:stop])
-    for start, stop in ((0, 1), (5, 6), (3, 40), (40, 77)):  # gallery slices, one item included
-        assert torch.equal(cosine_scores(q, g[start:stop]), full[:, start:stop])
+    assert full.dtype == torch.float32 and full.shape == (nq, ng)
+    query_slices = ((0, 1), (3, 9), (SCORE_BLOCK - 2, SCORE_BLOCK + 3), (2 * SCORE_BLOCK, nq))
+    gallery_slices = ((0, 1), (5, 6), (3, 40), (GALLERY_BLOCK - 7, GALLERY_BLOCK + 9), (40, ng))
+    for qs, gs in itertools.product(query_slices, gallery_slices):
+        assert torch.equal(cosine_scores(q[slice(*qs)], g[slice(*gs)]),
+                           full[slice(*qs), slice(*gs)]), (qs, gs)
 
 
 def test_cosine_scores_are_cosines():

@@ -107,7 +107,7 @@ def average_precision_parts(query_feats: np.ndarray | torch.Tensor,
 
     ap = np.zeros((q.shape[0], 1 + len(sizes)), dtype=np.float64)
     scores_buf = torch.empty(min(rows, -(-q.shape[0] // SCORE_BLOCK) * SCORE_BLOCK)
-                             * max(n_gallery, 2))  # reused by every chunk
+                             * n_gallery)  # reused by every chunk
     query_class, members, starts = _class_members(q_labels, g_labels)
     for start in range(0, q.shape[0], rows):
         stop = min(start + rows, q.shape[0])
