@@ -1,7 +1,9 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from dcinet.app.cli import main
 from dcinet.config import Config, load_config, parse_overrides, preset_names, save_config
 from dcinet.errors import DcinetError
 
@@ -69,3 +71,85 @@ def test_saved_config_round_trips(tmp_path: Path):
 def test_parse_overrides_yaml_values():
     assert parse_overrides(["a=1", "b=true", "c=x", "d=[1, 2]", "e="]) == {
         "a": 1, "b": True, "c": "x", "d": [1, 2], "e": None}
+
+
+NAN, INF = float("nan"), float("inf")
+
+# At least one bad value for every key of Config; each must be refused by validate(), naming the
+# key. A key added to Config without a rule and a row here fails the coverage check below.
+BAD_VALUES: dict[str, list[object]] = {
+    "method": ["dcinetx", None],
+    "backbone": ["", "  ", 3],
+    "layer": [0, 5, 2.0, True],
+    "interaction": ["both"],
+    "pretrained": ["", 7],
+    "text_embedding": ["glove"],
+    "text_channels": [0, -1],
+    "img_size": [0, 64.0],
+    "resize": [0, 10],  # 10 < img_size
+    "text_len": [0],
+    "sample_rate": [0],
+    "n_fft": [0],
+    "hop_length": [-128],
+    "video_frames": [0],
+    "mixup_alpha": [-0.1, NAN],
+    "cutmix_alpha": [-1.0, INF],
+    "cutmix_minmax": [[0.6, 0.5], [0.0, 0.5], [0.5, 1.0], [0.5], [0.5, 0.6, 0.7], ["a", "b"],
+                      None],
+    "mix_prob": [-0.01, 1.01],
+    "switch_prob": [1.5, "1"],
+    "label_smoothing": [-0.1, 1.0],
+    "w_modal": [-1.0],
+    "w_dual": [-0.5],
+    "w_center": [-0.001],
+    "w_quadruplet": [-0.1],
+    "quadruplet_margin1": [-1.0],
+    "quadruplet_margin2": [NAN],
+    "format": ["csv"],
+    "cub_train_flag": [2, -1],
+    "modalities": [[], ["image", "image"], ["image", ""], "image", [["image"]]],
+    "batch_per_modality": [0],
+    "sampler": ["balanced"],
+    "samples_per_class": [0],
+    "num_workers": [-1],
+    "skip_bad": ["yes", 1, None],
+    "lr": [0, -0.1, INF],
+    "momentum": [-0.1, 1.0],
+    "weight_decay": [-1e-4],
+    "epochs": [0],
+    "scheduler": ["linear"],
+    "step_size": [0],
+    "seed": [-1, 2**32, 1.5],
+    "amp": ["true"],
+    "channels_last": [0],
+    "deterministic": [None],
+    "eval_feature": ["probs"],
+    "log_every": [0, -1],
+}
+
+
+def test_every_key_refuses_its_bad_values_in_one_line_naming_the_key():
+    assert set(BAD_VALUES) == {f.name for f in dataclasses.fields(Config)}
+    for key, values in BAD_VALUES.items():
+        for value in values:
+            with pytest.raises(DcinetError, match=f"'{key}'") as caught:
+                dataclasses.replace(Config(), **{key: value}).validate()
+            assert "\n" not in str(caught.value), (key, value)
+
+
+def test_edge_values_are_accepted():
+    edges = {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "mix_prob": 0.0, "switch_prob": 0.0,
+             "momentum": 0.0, "weight_decay": 0.0, "w_modal": 0.0, "w_dual": 0.0,
+             "label_smoothing": 0.0, "num_workers": 0, "cub_train_flag": 0,
+             "cutmix_minmax": [0.5, 0.5], "seed": 2**32 - 1, "lr": 1e-9}
+    assert dataclasses.replace(Config(), **edges).validate().seed == 2**32 - 1
+
+
+def test_train_refuses_a_bad_key_before_any_work(tmp_path: Path, capsys):
+    run = tmp_path / "R"
+    code = main(["train", "--config", "cpu-tiny", "--data", str(tmp_path / "X"), "--out", str(run),
+                 "log_every=0"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "'log_every'" in err
+    assert not run.exists()

@@ -3,16 +3,21 @@
 A run is described by :class:`Config`. It is built from a preset name (``paper``, ``cpu-tiny``;
 files in ``dcinet/configs/``) or a YAML file, then ``key=value`` overrides from the command line
 (``epochs=3 layer=3 interaction=cmsi``). The resolved config is saved as ``config.yaml`` in the
-run directory so that a run can be reproduced and resumed.
+run directory so that a run can be reproduced and resumed. Every key has a rule in :data:`RULES`
+(type and range); :meth:`Config.validate` checks them all, so a bad value stops a command with one
+line naming the key before any work.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -26,6 +31,7 @@ METHODS = ("dcinet", "fgcrossnet")
 SAMPLERS = ("random", "class_aware")
 SCHEDULERS = ("none", "cosine", "step")
 FEATURES = ("softmax", "logits", "embedding")
+TEXT_EMBEDDINGS = ("onehot", "embedding")
 FORMATS = ("folder", "fgxmedia", "cub")
 # `dcinet ablate --grid`: Tables 1-2, Table 3, Table 4, and DCINet against the FGCrossNet baseline
 ABLATION_GRIDS = ("components", "layers", "backbones", "methods")
@@ -90,49 +96,135 @@ class Config:
     log_every: int = 20
 
     def validate(self) -> Config:
-        """Check values; raise :class:`DcinetError` naming the first bad key."""
-        _choice("method", self.method, METHODS)
-        _choice("interaction", self.interaction, INTERACTIONS)
-        _choice("sampler", self.sampler, SAMPLERS)
-        _choice("scheduler", self.scheduler, SCHEDULERS)
-        _choice("eval_feature", self.eval_feature, FEATURES)
-        _choice("format", self.format, FORMATS)
-        _choice("text_embedding", self.text_embedding, ("onehot", "embedding"))
-        if not 1 <= self.layer <= 4:
-            raise DcinetError(f"config key 'layer' must be 1..4, got {self.layer}")
-        for key in ("img_size", "resize", "text_len", "batch_per_modality", "epochs",
-                    "samples_per_class", "sample_rate", "n_fft", "hop_length", "text_channels",
-                    "video_frames"):
-            if getattr(self, key) <= 0:
-                raise DcinetError(f"config key '{key}' must be positive, got {getattr(self, key)}")
+        """Check every key against its rule in :data:`RULES`, then the keys that constrain each
+        other; raise :class:`DcinetError` naming the first bad key."""
+        for f in dataclasses.fields(self):
+            check, what = RULES[f.name]
+            value = getattr(self, f.name)
+            try:
+                ok = check(value)
+            except TypeError:  # e.g. a string compared with a number, a list in a set
+                ok = False
+            if not ok:
+                raise DcinetError(f"config key '{f.name}' must be {what}, got {value!r}")
         if self.resize < self.img_size:
             raise DcinetError(f"config key 'resize' ({self.resize}) must be >= img_size ({self.img_size})")
-        lo_hi = self.cutmix_minmax
-        if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1] < 1:
-            raise DcinetError(f"config key 'cutmix_minmax' must be [lo, hi] with 0 < lo <= hi < 1, got {lo_hi}")
-        for key in ("w_center", "w_quadruplet", "quadruplet_margin1", "quadruplet_margin2"):
-            if getattr(self, key) < 0:
-                raise DcinetError(f"config key '{key}' must be >= 0, got {getattr(self, key)}")
-        if self.lr <= 0:
-            raise DcinetError(f"config key 'lr' must be positive, got {self.lr}")
         if self.sampler == "class_aware" and self.batch_per_modality % self.samples_per_class:
             raise DcinetError(
                 f"config: batch_per_modality ({self.batch_per_modality}) must be a multiple of "
                 f"samples_per_class ({self.samples_per_class}) for the class_aware sampler"
             )
-        if self.cub_train_flag not in (0, 1):
-            raise DcinetError(f"config key 'cub_train_flag' must be 0 or 1, got {self.cub_train_flag}")
-        if self.num_workers < 0:
-            raise DcinetError("config key 'num_workers' must be >= 0")
         return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise DcinetError(f"config key '{key}' must be one of {', '.join(allowed)}; got {value!r}")
+# A rule: a predicate on one key's value (a TypeError counts as False) and the words for what it
+# accepts, completing "config key 'k' must be ...".
+Rule = tuple[Callable[[Any], bool], str]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(low: int, high: float = math.inf) -> Rule:
+    """An int (not a bool) in ``low..high``."""
+    what = f"an integer >= {low}" if high == math.inf else f"an integer in {low}..{high}"
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high), what
+
+
+def _number(low: float, high: float = math.inf, *, above_low: bool = False,
+            below_high: bool = False) -> Rule:
+    """A finite int or float from ``low`` to ``high``, each end included unless excluded."""
+    if high == math.inf:
+        what = f"a number {'>' if above_low else '>='} {low:g}"
+    else:
+        what = f"a number in {'(' if above_low else '['}{low:g}, {high:g}{')' if below_high else ']'}"
+    return (lambda v: _is_number(v) and (v > low if above_low else v >= low)
+            and (v < high if below_high else v <= high)), what
+
+
+def _one_of(allowed: tuple[str, ...]) -> Rule:
+    return (lambda v: v in allowed), f"one of {', '.join(allowed)}"
+
+
+def _optional(rule: Rule) -> Rule:
+    check, what = rule
+    return (lambda v: v is None or check(v)), f"null or {what}"
+
+
+def _names(v: object) -> bool:
+    """A non-empty list of distinct non-empty strings."""
+    return (isinstance(v, list) and len(v) > 0 and len(set(v)) == len(v)
+            and all(isinstance(x, str) and x.strip() for x in v))
+
+
+def _box_range(v: object) -> bool:
+    """CutMix's [lo, hi] box side fractions (timm draws sides in ``int(lo * S)..int(hi * S)``)."""
+    return isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) and 0 < v[0] <= v[1] < 1
+
+
+_FLAG: Rule = (lambda v: isinstance(v, bool)), "true or false"
+_TEXT: Rule = (lambda v: isinstance(v, str) and v.strip() != ""), "a non-empty string"
+_COUNT = _integer(1)
+_WEIGHT = _number(0)
+_PROBABILITY = _number(0, 1)
+
+RULES: dict[str, Rule] = {
+    "method": _one_of(METHODS),
+    "backbone": _TEXT,  # whether timm knows it is checked when the model is built
+    "layer": _integer(1, 4),
+    "interaction": _one_of(INTERACTIONS),
+    "pretrained": _optional(_TEXT),  # not checked on disk: a saved config must load anywhere
+    "text_embedding": _one_of(TEXT_EMBEDDINGS),
+    "text_channels": _COUNT,
+    "img_size": _COUNT,
+    "resize": _COUNT,  # and >= img_size
+    "text_len": _COUNT,
+    "sample_rate": _COUNT,
+    "n_fft": _COUNT,
+    "hop_length": _COUNT,
+    "video_frames": _COUNT,
+    # timm's Mixup draws Beta(alpha, alpha) for an alpha > 0 and skips an alpha of 0; it sets the
+    # CutMix alpha to 1 whenever cutmix_minmax is given, which it always is here, so CutMix is
+    # always active and both alphas may be 0.
+    "mixup_alpha": _WEIGHT,
+    "cutmix_alpha": _WEIGHT,
+    "cutmix_minmax": (_box_range, "[lo, hi] with 0 < lo <= hi < 1"),
+    "mix_prob": _PROBABILITY,
+    "switch_prob": _PROBABILITY,
+    "label_smoothing": _number(0, 1, below_high=True),  # 1 would make every target uniform
+    "w_modal": _WEIGHT,
+    "w_dual": _WEIGHT,
+    "w_center": _WEIGHT,
+    "w_quadruplet": _WEIGHT,
+    "quadruplet_margin1": _WEIGHT,
+    "quadruplet_margin2": _WEIGHT,
+    "format": _one_of(FORMATS),
+    "cub_train_flag": _integer(0, 1),
+    "modalities": _optional((_names, "a non-empty list of distinct modality names")),  # known
+    # names, and present in the dataset: checked with the dataset (data.dataset.train_modalities)
+    "batch_per_modality": _COUNT,  # and, class-aware, a multiple of samples_per_class
+    "sampler": _one_of(SAMPLERS),
+    "samples_per_class": _COUNT,
+    "num_workers": _integer(0),
+    "skip_bad": _FLAG,
+    "lr": _number(0, above_low=True),
+    "momentum": _number(0, 1, below_high=True),
+    "weight_decay": _WEIGHT,
+    "epochs": _COUNT,
+    "scheduler": _one_of(SCHEDULERS),
+    "step_size": _COUNT,
+    "seed": _integer(0, 2**32 - 1),  # what every RNG takes (NumPy's legacy seed: < 2**32)
+    "amp": _FLAG,
+    "channels_last": _FLAG,
+    "deterministic": _FLAG,
+    "eval_feature": _one_of(FEATURES),
+    "log_every": _COUNT,
+}
+"""The rule of every :class:`Config` key, checked by :meth:`Config.validate`."""
 
 
 def preset_names() -> list[str]:
