@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,73 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_builtin: Path, tmp_p
     assert read_pointer(run)["epoch"] == 1
     kept, _ = load_checkpoint(run)
     assert all(torch.equal(good[k], kept[k]) for k in good)
+
+
+def test_extending_a_cosine_run_replans_the_schedule(tiny_builtin: Path, tmp_path: Path, cfg):
+    base = cfg("epochs=2", "scheduler=cosine")
+    fit(base, tiny_builtin, tmp_path / "run", progress=False)
+    extended = fit(cfg("epochs=4", "scheduler=cosine"), tiny_builtin, tmp_path / "run",
+                   resume=True, progress=False)
+    lrs = [r["lr"] for r in extended.history]
+    assert lrs[:2] == pytest.approx([base.lr, base.lr * 0.5 * (1 + math.cos(math.pi / 2))])
+    # epochs 3 and 4 follow the 4-epoch plan from epoch 3 on: never the old plan's climb from 0
+    assert lrs[2:] == pytest.approx([base.lr * 0.5 * (1 + math.cos(math.pi * e / 4))
+                                     for e in (2, 3)])
+
+
+@pytest.mark.parametrize("scheduler, factors", [
+    ("cosine", [1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4)),
+                0.0, 0.0]),
+    ("step", [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]),
+    ("none", [1.0] * 6),
+])
+def test_lr_factor(scheduler: str, factors: list[float]):
+    from dcinet.train.loop import lr_factor
+
+    plan = lr_factor(load_config("cpu-tiny", [f"scheduler={scheduler}", "epochs=4",
+                                              "step_size=2"]))
+    assert [plan(e) for e in range(6)] == pytest.approx(factors)
+
+
+class _Scaler:
+    def __init__(self, enabled: bool):
+        self.enabled, self.loaded = enabled, None
+
+    def is_enabled(self) -> bool:
+        return self.enabled
+
+    def load_state_dict(self, state: dict) -> None:
+        if not state:
+            raise RuntimeError("The source state dict is empty")  # what torch's GradScaler does
+        self.loaded = state
+
+
+@pytest.mark.parametrize("enabled, saved, loads", [
+    (True, {}, False),                  # a CPU run resumed on CUDA: start a fresh scaler
+    (True, {"scale": 1024.0}, True),    # CUDA to CUDA
+    (False, {"scale": 1024.0}, False),  # a CUDA run resumed on the CPU: no scaler there
+    (False, {}, False),
+])
+def test_scaler_state_across_devices(enabled: bool, saved: dict, loads: bool):
+    from dcinet.train.loop import load_scaler_state
+
+    scaler = _Scaler(enabled)
+    load_scaler_state(scaler, saved)
+    assert (scaler.loaded is not None) == loads
+
+
+def test_checkpoint_states_load_on_the_cpu_whatever_the_default_device(tmp_path: Path):
+    """Resume on CUDA crashed when the state file was read with the GPU as map_location (the RNG
+    states must be CPU tensors): states are always read onto the CPU now."""
+    from dcinet.rundir import load_state
+    from dcinet.train.checkpoint import rng_state, set_rng_state
+
+    torch.manual_seed(3)
+    torch.save(rng_state(), tmp_path / "s.pt")
+    expected = torch.rand(4)
+    with torch.device("meta"):  # as if the process's default device were not the CPU
+        loaded = load_state(tmp_path / "s.pt")
+    assert loaded["torch"].device.type == "cpu"
+    assert loaded["numpy"]["keys"].device.type == "cpu"
+    set_rng_state(loaded)
+    assert torch.equal(torch.rand(4), expected)

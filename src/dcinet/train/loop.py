@@ -195,12 +195,19 @@ def _restore(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo) -> No
     factor = lr_factor(cfg)
     for group, base in zip(trainer.optimizer.param_groups, trainer.scheduler.base_lrs, strict=True):
         group["lr"] = base * factor(trainer.scheduler.last_epoch)
-    if trainer.scaler.is_enabled() and state["scaler"]:  # a CPU run's scaler state is empty
-        trainer.scaler.load_state_dict(state["scaler"])
+    load_scaler_state(trainer.scaler, state["scaler"])
     trainer.start_epoch = int(state["epoch"])
     rng = state["rng"]
     set_rng_state(rng[dist.rank] if dist.rank < len(rng) else rng[0])
     trainer.history = [row for row in read_metrics(run_dir) if row["epoch"] <= trainer.start_epoch]
+
+
+def load_scaler_state(scaler: torch.amp.GradScaler, saved: dict) -> None:
+    """Restore an AMP scaler across devices: a CPU run saves an empty state (its scaler is
+    disabled), which a CUDA run's scaler does not load (it starts fresh); a CUDA run's state is
+    ignored by a disabled (CPU) scaler."""
+    if scaler.is_enabled() and saved:
+        scaler.load_state_dict(saved)
 
 
 def _to_device(batch: dict, device: torch.device, channels_last: bool) -> tuple[dict, dict]:
