@@ -1,3 +1,3 @@
 """The runner: the training loop (``loop``), checkpoints (``checkpoint``), run directories
-(``runs``), process groups for ``torchrun`` (``distributed``) and the loss-curve figure (``plots``).
+(``runs``) and the loss-curve figure (``plots``).
 Nothing in the library (``data``, ``models``, ``losses``, ``retrieval``) imports it."""

@@ -38,17 +38,17 @@ from dcinet.config import Config, save_config
 from dcinet.data.dataset import build_train_loader, dropped_from_training, train_modalities
 from dcinet.data.readers import read_configured
 from dcinet.data.records import Collection
-from dcinet.errors import DcinetError
-from dcinet.models.factory import create_model
-from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics
-from dcinet.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dcinet.train.distributed import (
+from dcinet.distributed import (
     DistInfo,
     any_rank,
     barrier,
     init_distributed,
     mean_across_ranks,
 )
+from dcinet.errors import DcinetError
+from dcinet.models.factory import create_model
+from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics
+from dcinet.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dcinet.train.plots import plot_curves
 from dcinet.train.runs import check_resume, write_metrics, write_run_info
 
