@@ -160,6 +160,20 @@ def section_demo(r: dict) -> list[str]:
             f"average multimodal mAP {res.get('average_multimodal', float('nan')):.3f}.", ""]
 
 
+def section_concurrent(r: dict) -> list[str]:
+    lines = ["## Two trainings at once (`bench/bench_concurrent.py`)", "",
+             f"`cpu-tiny` at 64 px on the built-in dataset ({r['classes']} classes x "
+             f"{r['per_class']} items, {r['epochs']} epochs), {r['usable_cores']} usable cores "
+             f"({r['cpu']}); median epoch seconds from each run's `metrics.csv`.", "",
+             "| OMP_WAIT_POLICY | alone s/epoch | two at once s/epoch | ratio |", "|---|---|---|---|"]
+    for p in r["policies"].values():
+        lines.append(f"| {p['omp_wait_policy']} | {p['alone_epoch_s']:.2f} | "
+                     f"{' / '.join(f'{s:.2f}' for s in p['concurrent_epoch_s'])} | "
+                     f"{p['ratio']:.2f} |")
+    return [*lines, "", "Target: ratio <= ~2 (two runs sharing the cores of one). Load average "
+            f"{r['load_average'][0]:.2f} before, {r['load_average'][1]:.2f} after.", ""]
+
+
 def section_gpu(r: dict) -> list[str]:
     return ["## GPU: paper preset (`bench/gpu.sh`)", "", "```",
             *[f"{k}: {v}" for k, v in r.items()], "```", ""]
@@ -168,13 +182,15 @@ def section_gpu(r: dict) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small variants, to check the pipeline")
-    ap.add_argument("--only", help="comma-separated subset of: step, metrics, search, server, demo")
+    ap.add_argument("--only", help="comma-separated subset of: step, metrics, search, server, demo, "
+                                   "concurrent")
     ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     ap.add_argument("--work", type=Path, help="folder for the figures (JSON); default: a new temp folder")
     ap.add_argument("--render-only", action="store_true",
                     help="run nothing: write BENCHMARKS.md from the JSON figures already in --work")
     args = ap.parse_args()
-    chosen = set(args.only.split(",")) if args.only else {"step", "metrics", "search", "server", "demo"}
+    chosen = set(args.only.split(",")) if args.only else {"step", "metrics", "search", "server", "demo",
+                                                          "concurrent"}
     quick = ["--quick"] if args.quick else []
     work = args.work or Path(tempfile.mkdtemp(prefix="dcinet-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -184,11 +200,12 @@ def main() -> None:
         "search": lambda: run_json("bench_search.py", [*quick, "--work", str(work / "search")], work),
         "server": lambda: run_json("bench_server.py", quick, work),
         "demo": lambda: run_demo(work, args.quick),
+        "concurrent": lambda: run_json("bench_concurrent.py", quick, work),
     }
     saved = {"step": "bench_step.json", "metrics": "bench_metrics.json", "search": "bench_search.json",
-             "server": "bench_server.json", "demo": "demo.json"}
+             "server": "bench_server.json", "demo": "demo.json", "concurrent": "bench_concurrent.json"}
     render = {"step": section_step, "metrics": section_metrics, "search": section_search,
-              "server": section_server, "demo": section_demo}
+              "server": section_server, "demo": section_demo, "concurrent": section_concurrent}
     sections: list[str] = []
     for name, run in runs.items():
         if name in chosen and not args.render_only:

@@ -3,18 +3,66 @@
 Each verb lives in a module of this package exposing ``register(subparsers)``; the handler it
 installs receives the parsed arguments and returns an exit code. Errors a user can fix
 (:class:`~dcinet.errors.DcinetError`) are printed as one line and exit with code 2.
+
+Threads: before anything imports torch (the verbs import it lazily), :func:`main` sets
+``OMP_WAIT_POLICY=PASSIVE`` and ``OMP_NUM_THREADS`` to the number of usable cores (the CPU affinity
+mask, capped by a cgroup v2 CPU quota), each unless the user set it (``MKL_NUM_THREADS`` counts as a
+thread setting too). Waiting OpenMP threads then sleep instead of spinning, so two commands at once
+share the cores (each at most about half as fast) instead of stealing each other's time slices
+(``bench/bench_concurrent.py`` measures both policies). The count does not depend on what else is
+running: a run's float bits depend on its thread count, and the same command must compute the same
+bits alone or beside another.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import os
 import sys
+from collections.abc import MutableMapping
+from pathlib import Path
 
 from dcinet.errors import USER_ERROR_EXIT, DcinetError
 
 VERB_MODULES = ("data", "train", "evaluate", "ablate", "demo", "embed", "index", "search", "serve")
 """Modules of ``dcinet.app.cli`` that register verbs, in the order shown by ``--help``."""
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup v2 quota (``cpu.max``,
+    rounded up)."""
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()
+        if quota != "max":
+            cores = min(cores, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):  # no cgroup v2 (or no quota file): the mask alone
+        pass
+    return max(1, cores)
+
+
+def configure_threads(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Set the OpenMP wait policy and thread count in ``environ`` where the user has not.
+
+    Must run before torch loads its OpenMP runtime, which reads them once.
+
+    Returns:
+        The variables set, name -> value: ``OMP_WAIT_POLICY`` (``PASSIVE``) unless already set,
+        ``OMP_NUM_THREADS`` (:func:`usable_cores`) unless ``OMP_NUM_THREADS`` or
+        ``MKL_NUM_THREADS`` is set.
+    """
+    chosen = {}
+    if "OMP_WAIT_POLICY" not in environ:
+        chosen["OMP_WAIT_POLICY"] = "PASSIVE"
+    if "OMP_NUM_THREADS" not in environ and "MKL_NUM_THREADS" not in environ:
+        chosen["OMP_NUM_THREADS"] = str(usable_cores())
+    environ.update(chosen)
+    return chosen
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +97,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error)."""
+    if "torch" not in sys.modules:  # once loaded, its OpenMP runtime has read the environment
+        configure_threads(os.environ)
     args = parse(argv)
     try:
         return int(args.func(args) or 0)
