@@ -1,12 +1,45 @@
-"""Process-group set-up for ``torchrun`` (DDP); a single process needs nothing."""
+"""Where a process runs: its device (``--device auto|cpu|cuda[:N]``) and, under ``torchrun``, its
+process group (DDP training, sharded evaluation and embedding); a single process needs no group."""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from dcinet.errors import DcinetError
+
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
+    """The device a ``--device`` value names.
+
+    Args:
+        spec: ``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` (GPU ``local_rank``,
+            one per ``torchrun`` process) or ``cuda:N``.
+    Raises:
+        DcinetError: an unknown value, or CUDA asked for where there is none (or not GPU ``N``).
+    """
+    match = re.fullmatch(r"(auto|cpu|cuda)(?::(\d+))?", spec.strip().lower())
+    if match is None or (match[2] is not None and match[1] != "cuda"):
+        raise DcinetError(f"--device must be {DEVICE_CHOICES}, got {spec!r}")
+    kind = match[1]
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise DcinetError(f"--device {spec}: CUDA is not available on this machine "
+                          "(use --device cpu or auto)")
+    index = int(match[2]) if match[2] is not None else local_rank
+    if index >= torch.cuda.device_count():
+        raise DcinetError(f"--device {spec}: this machine has {torch.cuda.device_count()} "
+                          f"CUDA device(s)")
+    return torch.device("cuda", index)
 
 
 @dataclass(frozen=True)
@@ -25,19 +58,19 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed() -> DistInfo:
-    """Read ``torchrun``'s environment and join the process group (NCCL on CUDA, else gloo)."""
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Read ``torchrun``'s environment, pick the device (:func:`resolve_device`; under
+    ``torchrun`` each process takes GPU ``LOCAL_RANK``) and join the process group (NCCL on
+    CUDA, else gloo)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
+    where = resolve_device(device, local_rank)
+    if where.type == "cuda":
+        torch.cuda.set_device(where)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(rank, world_size, local_rank, device)
+        dist.init_process_group(backend="nccl" if where.type == "cuda" else "gloo")
+    return DistInfo(rank, world_size, local_rank, where)
 
 
 def barrier(info: DistInfo) -> None:
@@ -62,3 +95,12 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     t = torch.tensor([int(flag)], device=info.device)
     dist.all_reduce(t)
     return bool(t.item())
+
+
+def all_gather(obj: object, info: DistInfo) -> list:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank (``[obj]`` for one process)."""
+    if not info.enabled:
+        return [obj]
+    gathered: list = [None] * info.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered

@@ -29,9 +29,11 @@ def tiny_run(tiny_builtin: Path, tmp_path_factory) -> Path:
 def tiny_embeddings(tiny_run: Path, tiny_builtin: Path) -> Path:
     """``dcinet embed`` of ``tiny_run`` on the test split (8 items per modality)."""
     from dcinet.retrieval.embed import embed_run
+    from dcinet.retrieval.features import Inference
 
     out = tiny_run.parent / "emb"
-    embed_run(tiny_run, tiny_builtin, out, batch_size=4, chunk_size=4, progress=False)
+    embed_run(tiny_run, tiny_builtin, out, chunk_size=4, inference=Inference(batch_size=4),
+              progress=False)
     return out
 
 

@@ -8,16 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import dcinet.retrieval.features as features_module
+import dcinet.retrieval.embed as embed_module
 from dcinet.app.cli import main
 from dcinet.errors import DcinetError
 from dcinet.retrieval.embed import embed_run, load_embeddings, read_manifest
 from dcinet.retrieval.evaluate import evaluate_run
+from dcinet.retrieval.features import Inference
+
+BATCH_4 = Inference(batch_size=4)
 
 
 def test_embeddings_equal_the_features_evaluate_ranks(tiny_run, tiny_builtin, tiny_embeddings,
                                                       tmp_path):
-    evaluate_run(tiny_run, tiny_builtin, save_features_dir=tmp_path / "eval", batch_size=4)
+    evaluate_run(tiny_run, tiny_builtin, save_features_dir=tmp_path / "eval",
+                 inference=BATCH_4)
     manifest = read_manifest(tiny_embeddings)
     assert manifest["feature"] == "softmax" and manifest["split"] == "test"
     assert set(manifest["modalities"]) == {"image", "audio", "text"}
@@ -41,7 +45,7 @@ def test_embeddings_equal_the_features_evaluate_ranks(tiny_run, tiny_builtin, ti
 
 def test_interrupted_embedding_resumes_where_it_stopped(tiny_run, tiny_builtin, tiny_embeddings,
                                                         tmp_path, monkeypatch):
-    real = features_module.extract_features
+    real = embed_module.extract_features
     calls = []
 
     def failing_after_three(*args, **kwargs):
@@ -50,17 +54,17 @@ def test_interrupted_embedding_resumes_where_it_stopped(tiny_run, tiny_builtin, 
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(features_module, "extract_features", failing_after_three)
+    monkeypatch.setattr(embed_module, "extract_features", failing_after_three)
     out = tmp_path / "emb"
     with pytest.raises(KeyboardInterrupt):
-        embed_run(tiny_run, tiny_builtin, out, batch_size=4, chunk_size=4, progress=False)
+        embed_run(tiny_run, tiny_builtin, out, chunk_size=4, inference=BATCH_4, progress=False)
     assert len(list((out / "chunks").glob("*.npy"))) == 3  # image 0-3, 4-7, audio 0-3
     with pytest.raises(DcinetError, match="incomplete"):
         read_manifest(out)
 
     calls.clear()
-    monkeypatch.setattr(features_module, "extract_features", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
-    embed_run(tiny_run, tiny_builtin, out, batch_size=4, chunk_size=4, progress=False)
+    monkeypatch.setattr(embed_module, "extract_features", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    embed_run(tiny_run, tiny_builtin, out, chunk_size=4, inference=BATCH_4, progress=False)
     # 6 chunks in all (3 modalities x 2); the 3 finished ones are not recomputed
     assert [s[0].modality for s in calls] == ["audio", "text", "text"]
     assert not (out / "chunks").exists()
@@ -69,15 +73,15 @@ def test_interrupted_embedding_resumes_where_it_stopped(tiny_run, tiny_builtin, 
                                       load_embeddings(tiny_embeddings, modality)[0])
 
     calls.clear()  # a complete folder: nothing to do
-    embed_run(tiny_run, tiny_builtin, out, batch_size=4, chunk_size=4, progress=False)
+    embed_run(tiny_run, tiny_builtin, out, chunk_size=4, inference=BATCH_4, progress=False)
     assert calls == []
 
 
 def test_resume_refuses_other_settings_and_foreign_folders(tiny_run, tiny_builtin, tiny_embeddings,
                                                            tmp_path):
     with pytest.raises(DcinetError, match="feature"):
-        embed_run(tiny_run, tiny_builtin, tiny_embeddings, feature="embedding", batch_size=4,
-                  chunk_size=4, progress=False)
+        embed_run(tiny_run, tiny_builtin, tiny_embeddings, feature="embedding", chunk_size=4,
+                  inference=BATCH_4, progress=False)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")

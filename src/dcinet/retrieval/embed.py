@@ -21,15 +21,18 @@ import hashlib
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from dcinet.data.records import Sample
 from dcinet.data.text import read_text
+from dcinet.distributed import DistInfo, barrier
 from dcinet.errors import DcinetError
 from dcinet.files import atomic_save_npy, atomic_write_bytes
 from dcinet.models.factory import TrainedModel
+from dcinet.retrieval.features import Inference, extract_features
 
 MANIFEST = "embed.json"
 CHUNK_DIR = "chunks"
@@ -143,74 +146,96 @@ def _load_chunk(path: Path, rows: int) -> np.ndarray | None:
     return chunk if chunk.ndim == 2 and chunk.shape[0] == rows and chunk.dtype == np.float32 else None
 
 
-def _assemble(out: Path, modality: str, starts: list[int], n: int, dim: int) -> None:
-    """Concatenate the chunks into ``<modality>.npy`` without holding them all in memory."""
+def _assemble(out: Path, modality: str, starts: list[int], n: int) -> int:
+    """Concatenate the chunks into ``<modality>.npy`` without holding them all in memory;
+    returns the feature dimension."""
+    chunks = [np.load(_chunk_path(out, modality, start), mmap_mode="r") for start in starts]
+    dim = chunks[0].shape[1]
     tmp = out / f".{modality}.npy.tmp"
     array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, dim))
-    for start in starts:
-        chunk = np.load(_chunk_path(out, modality, start))
+    for start, chunk in zip(starts, chunks, strict=True):
         array[start:start + chunk.shape[0]] = chunk
     array.flush()
-    del array
+    del array, chunks
     tmp.replace(out / f"{modality}.npy")
+    return dim
 
 
 def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_root: Path,
-                  split: str = "test", feature: str | None = None, batch_size: int = 64,
-                  chunk_size: int = 1024, progress: bool = True) -> dict:
+                  split: str = "test", feature: str | None = None, chunk_size: int = 1024,
+                  inference: Inference | None = None, progress: bool = True) -> dict:
     """Write the features of ``samples`` (any modalities) to ``out``, resuming a partial run.
 
+    Under ``torchrun`` the chunks are dealt to the ranks in turn (chunk ``j`` of a modality to
+    rank ``j % world_size``); each rank writes its own chunk files, and rank 0 assembles them
+    once all ranks are done. The files are those one process writes, and a rank's part resumes.
+
     Args:
-        trained: the model (:func:`~dcinet.models.factory.load_trained`).
+        trained: the model (:func:`~dcinet.models.factory.load_trained`), on the inference device.
         samples: the gallery, e.g. :func:`~dcinet.retrieval.evaluate.split_samples`.
         data_root, split: recorded in the manifest (and part of what a resume must match).
         feature: ``softmax`` / ``logits`` / ``embedding``; None = the run's ``eval_feature``.
-        chunk_size: rows per chunk file, rounded up to a multiple of ``batch_size`` so that the
+        chunk_size: rows per chunk file, rounded up to a multiple of the batch size so that the
             batches, and so the features, are exactly those of one ``extract_features`` call.
+        inference: device, batch size, workers, AMP, process group (default: one CPU process).
     Returns:
         The manifest (also in ``out/embed.json``).
     """
-    from dcinet.retrieval.features import extract_features
-
-    if batch_size <= 0 or chunk_size <= 0:
-        raise DcinetError("batch size and chunk size must be positive")
+    inference = inference or Inference()
+    dist = inference.dist
+    if chunk_size <= 0:
+        raise DcinetError("chunk size must be positive")
     feature = feature or trained.cfg.eval_feature
-    chunk_size = -(-chunk_size // batch_size) * batch_size
+    chunk_size = -(-chunk_size // inference.batch_size) * inference.batch_size
     out = Path(out)
     manifest = _start_or_resume(out, _job(trained, samples, data_root, split, feature, chunk_size))
     if manifest["complete"]:
-        if progress:
+        if progress and dist.is_main:
             print(f"{out}: embeddings already complete", file=sys.stderr)
         return manifest
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / MANIFEST, manifest)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / MANIFEST, manifest)
+    one_process = replace(inference, dist=DistInfo())  # a rank embeds its own chunks alone
     modalities = {}
     for modality in trained.modalities:
         subset = [s for s in samples if s.modality == modality]
         if not subset:
             continue
         starts = list(range(0, len(subset), chunk_size))
-        dim = 0
-        for start in starts:
+        for start in starts[dist.rank::dist.world_size]:
             part = subset[start:start + chunk_size]
             path = _chunk_path(out, modality, start)
-            chunk = _load_chunk(path, len(part))
-            if chunk is None:
-                chunk = extract_features(trained, part, feature, batch_size)[modality].features
+            if _load_chunk(path, len(part)) is None:
+                chunk = extract_features(trained, part, feature, one_process)[modality].features
                 atomic_save_npy(path, chunk)
-            dim = chunk.shape[1]
-            if progress:
+            if progress and dist.is_main:
                 print(f"\r  embed {modality}: {start + len(part)}/{len(subset)}", end="",
                       file=sys.stderr, flush=True)
-        if progress:
+        if progress and dist.is_main:
             print(file=sys.stderr)
-        _assemble(out, modality, starts, len(subset), dim)
-        lines = "".join(json.dumps(sample_metadata(s, i)) + "\n" for i, s in enumerate(subset))
-        atomic_write_bytes(out / f"{modality}.jsonl", lines.encode("utf-8"))
-        modalities[modality] = {"count": len(subset), "dim": dim}
+        modalities[modality] = len(subset), starts
     if not modalities:
         raise DcinetError(f"no samples of the model's modalities ({', '.join(trained.modalities)})")
-    manifest.update({"complete": True, "modalities": modalities, "classes": trained.classes,
+    barrier(dist)  # every rank's chunks are on disk
+    if dist.is_main:
+        manifest = _finish(out, manifest, modalities, subsets={
+            m: [s for s in samples if s.modality == m] for m in modalities}, classes=trained.classes)
+    barrier(dist)
+    return manifest if dist.is_main else read_manifest(out)
+
+
+def _finish(out: Path, manifest: dict, modalities: dict[str, tuple[int, list[int]]],
+            subsets: dict[str, list[Sample]], classes: list[str]) -> dict:
+    """Assemble every modality's chunks and metadata, mark the manifest complete."""
+    shapes = {}
+    for modality, (count, starts) in modalities.items():
+        dim = _assemble(out, modality, starts, count)
+        lines = "".join(json.dumps(sample_metadata(s, i)) + "\n"
+                        for i, s in enumerate(subsets[modality]))
+        atomic_write_bytes(out / f"{modality}.jsonl", lines.encode("utf-8"))
+        shapes[modality] = {"count": count, "dim": dim}
+    manifest.update({"complete": True, "modalities": shapes, "classes": classes,
                      **{k: manifest["job"][k] for k in ("run_dir", "weights", "weights_sha256",
                                                         "feature", "split", "data_root")}})
     _write_json(out / MANIFEST, manifest)
@@ -219,15 +244,16 @@ def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_
 
 
 def embed_run(run: Path, data_root: Path | None, out: Path, split: str = "test",
-              feature: str | None = None, fmt: str | None = None, batch_size: int = 64,
-              chunk_size: int = 1024, progress: bool = True) -> dict:
-    """``dcinet embed``: load a run (directory or checkpoint), read and check ``split`` of the
-    dataset as ``evaluate`` does, then :func:`embed_samples`. Returns the manifest."""
+              feature: str | None = None, fmt: str | None = None, chunk_size: int = 1024,
+              inference: Inference | None = None, progress: bool = True) -> dict:
+    """``dcinet embed``: load a run (directory or checkpoint) onto the inference device, read
+    and check ``split`` of the dataset as ``evaluate`` does, then :func:`embed_samples`.
+    Returns the manifest."""
     from dcinet.models.factory import load_trained
     from dcinet.retrieval.evaluate import dataset_root, split_samples
-
-    trained = load_trained(Path(run))
+    inference = inference or Inference()
+    trained = load_trained(Path(run), inference.device)
     root = dataset_root(trained, data_root)
     samples = split_samples(trained, root, fmt, split)
-    return embed_samples(trained, samples, out, root, split, feature, batch_size, chunk_size,
+    return embed_samples(trained, samples, out, root, split, feature, chunk_size, inference,
                          progress)

@@ -12,7 +12,7 @@ from dcinet.data.readers import read_configured
 from dcinet.errors import DcinetError
 from dcinet.models.factory import TrainedModel, load_trained
 from dcinet.retrieval.directions import RetrievalResult, evaluate_directions
-from dcinet.retrieval.features import ModalityFeatures, extract_features
+from dcinet.retrieval.features import Inference, ModalityFeatures, extract_features
 
 
 def dataset_root(trained: TrainedModel, data_root: Path | None) -> Path:
@@ -63,17 +63,26 @@ def save_features(features: dict[str, ModalityFeatures], out_dir: Path) -> None:
 
 def evaluate_run(path: Path, data_root: Path | None = None, fmt: str | None = None,
                  feature: str | None = None, save_features_dir: Path | None = None,
-                 batch_size: int = 64, progress: bool = False) -> RetrievalResult:
+                 inference: Inference | None = None,
+                 progress: bool = False) -> RetrievalResult | None:
     """Evaluate a run directory or checkpoint on the test split with the paper's protocol.
 
     Args:
         feature: ``softmax`` (default, the protocol behind the paper's numbers), ``logits`` or
             ``embedding`` (the pooled pre-logits vector); None = the run's ``eval_feature``.
+        inference: device, batch size, workers, AMP, and the process group whose ranks share
+            the items (default: one CPU process).
+    Returns:
+        The result; None on the ranks other than 0 of a process group (rank 0 computes the
+        mAP and writes the features).
     """
-    trained = load_trained(path)
+    inference = inference or Inference()
+    trained = load_trained(path, inference.device)
     samples = split_samples(trained, data_root, fmt)
-    feats = extract_features(trained, samples, feature or trained.cfg.eval_feature,
-                             batch_size=batch_size, progress=progress)
+    feats = extract_features(trained, samples, feature or trained.cfg.eval_feature, inference,
+                             progress=progress)
+    if not inference.dist.is_main:
+        return None
     if save_features_dir is not None:
         save_features(feats, Path(save_features_dir))
     return evaluate_directions({m: f.features for m, f in feats.items()},

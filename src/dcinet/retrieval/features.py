@@ -1,10 +1,16 @@
 """Test-time feature extraction with the CCRN only (no CMSI / CMCI): one function shared by
-``evaluate``, ``embed`` and the search index, so that all of them see identical vectors."""
+``evaluate``, ``embed`` and the search index, so that all of them see identical vectors.
+
+Under ``torchrun`` the batches are dealt to the ranks in turn (batch ``j`` to rank
+``j % world_size``) and gathered back in order, so every batch holds exactly the samples it holds
+in one process: the features equal one process's.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -13,7 +19,40 @@ from torch.utils.data import DataLoader
 from dcinet.data.dataset import SampleDataset
 from dcinet.data.decode import SampleDecoder
 from dcinet.data.records import Sample
+from dcinet.distributed import DistInfo, all_gather
+from dcinet.errors import DcinetError
 from dcinet.models.factory import TrainedModel
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How to run the model at test time.
+
+    Attributes:
+        device: where the model runs (it must already be there).
+        batch_size: samples per forward pass.
+        num_workers: DataLoader worker processes decoding the samples (0 = in this process).
+        amp: float16 autocast on CUDA (ignored on the CPU, which stays deterministic).
+        dist: the process group to shard the batches over (one process by default).
+    """
+
+    device: torch.device = torch.device("cpu")
+    batch_size: int = 64
+    num_workers: int = 0
+    amp: bool = True
+    dist: DistInfo = field(default_factory=DistInfo)
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            raise DcinetError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise DcinetError(f"--workers must be >= 0, got {self.num_workers}")
+
+    def autocast(self):
+        """The autocast context of a forward pass."""
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
 
 
 @dataclass
@@ -33,47 +72,76 @@ class ModalityFeatures:
 
 @torch.no_grad()
 def extract_features(trained: TrainedModel, samples: list[Sample], feature: str = "softmax",
-                     batch_size: int = 64, num_workers: int = 0, progress: bool = False,
-                     device: str | torch.device = "cpu") -> dict[str, ModalityFeatures]:
+                     inference: Inference | None = None,
+                     progress: bool = False) -> dict[str, ModalityFeatures]:
     """Encode samples with ``model.encode`` (eval mode), grouped by modality.
 
     Args:
-        trained: a loaded model (see :func:`dcinet.models.factory.load_trained`).
+        trained: a loaded model (see :func:`dcinet.models.factory.load_trained`), on
+            ``inference.device``.
         samples: records of any modalities (their order is kept within each modality).
         feature: ``softmax`` (the paper's retrieval feature), ``logits`` or ``embedding``.
+        inference: device, batch size, workers, AMP and process group (default: one CPU process,
+            batches of 64).
     Returns:
-        modality -> :class:`ModalityFeatures`, modalities in canonical order.
+        modality -> :class:`ModalityFeatures`, modalities in canonical order; every rank of a
+        process group gets all of them.
     """
+    inference = inference or Inference()
     model = trained.model.eval()
-    loader_fn = SampleDecoder(trained.cfg)
+    decoder = SampleDecoder(trained.cfg)
     out: dict[str, ModalityFeatures] = {}
     for modality in trained.modalities:
         subset = [s for s in samples if s.modality == modality]
         if not subset:
             continue
-        if modality == "video":
-            chunks = [_encode_clip(model, loader_fn, s, feature, trained.cfg.video_frames, device)
-                      for s in subset]
+        if modality == "video":  # one clip per "batch": its frames
+            batches = [[i] for i in range(len(subset))]
         else:
-            loader = DataLoader(SampleDataset(subset, loader_fn), batch_size=batch_size,
-                                shuffle=False, num_workers=num_workers)
-            chunks = [model.encode(x.to(device), modality, feature=feature).float().cpu()
-                      for x, _, _ in loader]
-        if progress:
+            batches = [list(range(a, min(a + inference.batch_size, len(subset))))
+                       for a in range(0, len(subset), inference.batch_size)]
+        mine = batches[inference.dist.rank::inference.dist.world_size]
+        chunks = _encode(model, decoder, subset, mine, modality, feature, inference,
+                         trained.cfg.video_frames)
+        gathered = all_gather(chunks, inference.dist)
+        ordered = [gathered[j % len(gathered)][j // len(gathered)] for j in range(len(batches))]
+        if progress and inference.dist.is_main:
             print(f"  {modality}: {len(subset)} items encoded", file=sys.stderr, flush=True)
         out[modality] = ModalityFeatures(
-            torch.cat(chunks).numpy().astype(np.float32),
+            torch.cat(ordered).numpy().astype(np.float32),
             np.asarray([s.label for s in subset], dtype=np.int64),
             subset,
         )
     return out
 
 
-def _encode_clip(model, loader_fn: SampleDecoder, sample: Sample, feature: str, max_frames: int,
-                 device) -> torch.Tensor:
-    """One video's feature ``(1, D)``: logits (or embeddings) averaged over its frames, then
-    softmax for the ``softmax`` feature — FGCrossNet's video protocol."""
-    frames = loader_fn.load_frames(sample, max_frames).to(device)
+def _encode(model, decoder: SampleDecoder, subset: list[Sample], batches: list[list[int]],
+            modality: str, feature: str, inference: Inference,
+            max_frames: int) -> list[torch.Tensor]:
+    """The float32 CPU features ``(len(batch), D)`` of each of ``batches`` (index lists into
+    ``subset``)."""
+    if modality == "video":
+        return [_encode_clip(model, decoder, subset[b[0]], feature, inference, max_frames)
+                for b in batches]
+    loader = DataLoader(SampleDataset(subset, decoder), batch_sampler=batches,
+                        num_workers=inference.num_workers,
+                        pin_memory=inference.device.type == "cuda")
+    chunks = []
+    for x, _, _ in loader:
+        with inference.autocast():
+            z = model.encode(x.to(inference.device, non_blocking=True), modality, feature=feature)
+        chunks.append(z.float().cpu())
+    return chunks
+
+
+def _encode_clip(model, decoder: SampleDecoder, sample: Sample, feature: str,
+                 inference: Inference, max_frames: int) -> torch.Tensor:
+    """One video's feature ``(1, D)``: logits (or embeddings) averaged over its (at most
+    ``max_frames``) frames, then softmax for the ``softmax`` feature — FGCrossNet's video
+    protocol."""
+    frames = decoder.load_frames(sample, max_frames).to(inference.device)
     inner = "embedding" if feature == "embedding" else "logits"
-    mean = model.encode(frames, "video", feature=inner).float().mean(0, keepdim=True).cpu()
+    with inference.autocast():
+        encoded = model.encode(frames, "video", feature=inner)
+    mean = encoded.float().mean(0, keepdim=True).cpu()
     return mean.softmax(dim=1) if feature == "softmax" else mean

@@ -69,22 +69,24 @@ class Searcher:
         index_dir: an ``INDEX_DIR`` from :func:`~dcinet.retrieval.index.build_index`.
         run: the run directory or weights file to embed queries with (default: the weights
             recorded in the index; pass it when the run was moved). Its sha256 must match.
+        device: where the model embeds queries: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         mmap: memory-map the FAISS files.
     """
 
     def __init__(self, index_dir: Path, run: Path | None = None, device: str = "cpu",
                  mmap: bool = True) -> None:
+        from dcinet.distributed import resolve_device
         from dcinet.models.factory import load_trained
 
         self.index = load_index(Path(index_dir), mmap)
         info = self.index.info
-        self.trained = load_trained(Path(run) if run else Path(info["weights"]), device)
+        self.device = resolve_device(device)
+        self.trained = load_trained(Path(run) if run else Path(info["weights"]), self.device)
         if file_sha256(self.trained.weights) != info["weights_sha256"]:
             raise DcinetError(f"{self.trained.weights} is not the model that embedded "
                               f"{index_dir} (weights differ); pass the run it was built from")
         self.feature: str = info["feature"]
         self.decoder = SampleDecoder(self.trained.cfg)
-        self.device = device
         self._lock = threading.Lock()
 
     @property

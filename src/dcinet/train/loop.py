@@ -40,6 +40,7 @@ from dcinet.data.readers import read_configured
 from dcinet.data.records import Collection
 from dcinet.distributed import (
     DistInfo,
+    all_gather,
     any_rank,
     barrier,
     init_distributed,
@@ -287,13 +288,17 @@ def end_epoch(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo, epoc
 
 
 def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progress: bool = True,
-        cache_dir: Path | None = None) -> FitResult:
+        cache_dir: Path | None = None, device: str = "auto") -> FitResult:
     """Train ``cfg`` on the dataset at ``data_root``, writing everything into ``run_dir``.
 
+    Args:
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``
+            (:func:`~dcinet.distributed.resolve_device`); under ``torchrun`` each process
+            takes GPU ``LOCAL_RANK``.
     Raises:
-        DcinetError: see :func:`prepare`; or a non-finite loss.
+        DcinetError: see :func:`prepare`; a device that is not there; or a non-finite loss.
     """
-    dist = init_distributed()
+    dist = init_distributed(device)
     run_dir = Path(run_dir)
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # before the model's initialisation
     run = prepare(cfg, Path(data_root), run_dir, resume, dist, cache_dir)
@@ -311,7 +316,8 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
     return FitResult(run_dir, trainer.model, trainer.history, run.skipped)
 
 
-def train_or_resume(cfg: Config, data_root: Path, run_dir: Path, progress: bool = True) -> list[dict]:
+def train_or_resume(cfg: Config, data_root: Path, run_dir: Path, progress: bool = True,
+                    device: str = "auto") -> list[dict]:
     """The history of the run in ``run_dir``: reused when it finished ``cfg.epochs``, resumed
     when it stopped earlier, trained when there is none."""
     history = read_metrics(run_dir)
@@ -320,7 +326,7 @@ def train_or_resume(cfg: Config, data_root: Path, run_dir: Path, progress: bool 
             print(f"reusing the finished run in {run_dir}", flush=True)
         return history
     return fit(cfg, data_root, run_dir, resume=(run_dir / CONFIG_FILE).exists(),
-               progress=progress).history
+               progress=progress, device=device).history
 
 
 @contextlib.contextmanager
@@ -342,9 +348,4 @@ def _removed_on_early_failure(run_dir: Path, enabled: bool) -> Iterator[None]:
 
 def _gather_rng(dist: DistInfo) -> list[dict]:
     """Every rank's RNG state (rank order), so that each rank resumes its own stream."""
-    state = rng_state()
-    if not dist.enabled:
-        return [state]
-    gathered: list = [None] * dist.world_size
-    torch.distributed.all_gather_object(gathered, state)
-    return gathered
+    return all_gather(rng_state(), dist)

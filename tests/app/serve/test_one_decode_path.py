@@ -13,7 +13,7 @@ from dcinet.app.cli import main
 from dcinet.data.decode import SampleDecoder
 from dcinet.models.factory import load_trained
 from dcinet.retrieval.evaluate import split_samples
-from dcinet.retrieval.features import extract_features
+from dcinet.retrieval.features import Inference, extract_features
 from dcinet.retrieval.search import Searcher
 
 
@@ -22,7 +22,8 @@ def test_server_cli_and_evaluate_see_the_same_bits(modality, server_url, multipa
                                                    tiny_index, tiny_builtin, monkeypatch, capsys):
     trained = load_trained(tiny_run)
     sample = next(s for s in split_samples(trained, tiny_builtin, None) if s.modality == modality)
-    evaluated = extract_features(trained, [sample], trained.cfg.eval_feature, batch_size=1)
+    evaluated = extract_features(trained, [sample], trained.cfg.eval_feature,
+                                 Inference(batch_size=1))
     seen: list[torch.Tensor] = []
     query_tensor = Searcher.query_tensor
 

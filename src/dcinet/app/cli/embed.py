@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.app.cli.options import add_inference, inference_from_args
 from dcinet.config import FEATURES, FORMATS
 
 
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="EMB_DIR")
     p.add_argument("--feature", choices=FEATURES,
                    help="default: the run's eval_feature (softmax), as evaluate uses")
-    p.add_argument("--batch-size", type=int, default=64)
+    add_inference(p)
     p.add_argument("--chunk-size", type=int, default=1024,
                    help="rows per resumable chunk (rounded up to a multiple of the batch size)")
     p.set_defaults(func=run)
@@ -26,8 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dcinet.retrieval.embed import embed_run
 
+    inference = inference_from_args(args)
     manifest = embed_run(args.run, args.data, args.out, args.split, args.feature, args.format,
-                         args.batch_size, args.chunk_size)
+                         args.chunk_size, inference)
+    if not inference.dist.is_main:
+        return 0
     shapes = ", ".join(f"{m} {v['count']} x {v['dim']}" for m, v in manifest["modalities"].items())
     print(f"{args.out}: {manifest['feature']} features of the {manifest['split']} split ({shapes})")
     return 0

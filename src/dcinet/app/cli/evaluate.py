@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.app.cli.options import add_inference, inference_from_args
 from dcinet.config import FEATURES, FORMATS
 
 
@@ -19,15 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", type=Path, help="write the results as CSV")
     p.add_argument("--save-features", type=Path, metavar="DIR",
                    help="write <modality>_features.npy and <modality>_labels.npy")
-    p.add_argument("--batch-size", type=int, default=64)
+    add_inference(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dcinet.retrieval.evaluate import evaluate_run
 
+    inference = inference_from_args(args)
     result = evaluate_run(args.run, args.data, args.format, args.feature, args.save_features,
-                          batch_size=args.batch_size, progress=True)
+                          inference, progress=True)
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(result.to_markdown())
     if args.json:
         result.to_json(args.json)

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from dcinet.app.cli.options import add_device
 from dcinet.data.records import MODALITIES
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--run", type=Path, help="the run the index was built from, if it was moved")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_device(p)
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     modality = "image" if args.image else "audio" if args.audio else "text"
     query = args.image or args.audio or args.text
-    searcher = Searcher(args.index, args.run)
+    searcher = Searcher(args.index, args.run, args.device)
     hits = searcher.search(query, modality, args.k, args.modality)
     if args.json:
         print(json.dumps({"query": {"modality": modality, "value": str(query)},

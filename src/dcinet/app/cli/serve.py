@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.app.cli.options import add_device
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a search page and JSON API over an index")
@@ -14,11 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=20.0,
                    help="largest accepted upload in MB (default 20)")
     p.add_argument("--run", type=Path, help="the run the index was built from, if it was moved")
+    add_device(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dcinet.app.serve.app import serve
 
-    serve(args.index, args.host, args.port, args.max_upload_mb, args.run)
+    serve(args.index, args.host, args.port, args.max_upload_mb, args.run, args.device)
     return 0

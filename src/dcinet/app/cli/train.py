@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.app.cli.options import add_device
 from dcinet.config import FORMATS
 
 
@@ -18,10 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, help="dataset layout")
     p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--pretrained", help="local weights file, or 'efficientnet_lite0'")
+    p.add_argument("--pretrained", help="local weights file, 'efficientnet_lite0', 'timm' (the "
+                                         "backbone's default timm weights) or 'timm:MODEL.TAG'")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable files (listed in RUN_DIR/skipped.txt) instead of stopping")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_device(p)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=run)
 
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from dcinet.train.loop import fit
 
     cfg = config_from_args(args)
-    result = fit(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet)
+    result = fit(cfg, args.data, args.out, resume=args.resume, progress=not args.quiet,
+                 device=args.device)
     last = result.history[-1] if result.history else {}
     if not args.quiet:
         print(f"done: {len(result.history)} epochs in {result.run_dir}"

@@ -279,9 +279,10 @@ def make_server(app: SearchApp, host: str = "127.0.0.1", port: int = 8000,
 
 
 def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 8000,
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, run: Path | None = None) -> None:
-    """Load the index and model, then serve until interrupted (Ctrl-C)."""
-    app = SearchApp(Searcher(Path(index_dir), run), max_upload_mb)
+          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, run: Path | None = None,
+          device: str = "cpu") -> None:
+    """Load the index and model (on ``device``), then serve until interrupted (Ctrl-C)."""
+    app = SearchApp(Searcher(Path(index_dir), run, device), max_upload_mb)
     server = make_server(app, host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}, reachable from other machines", file=sys.stderr)
