@@ -107,6 +107,8 @@ BAD_VALUES: dict[str, list[object]] = {
     "quadruplet_margin2": [NAN],
     "format": ["csv"],
     "cub_train_flag": [2, -1],
+    "lists_dir": ["", "  ", 3],
+    "num_classes": [0, -2, 1.5],
     "modalities": [[], ["image", "image"], ["image", ""], "image", [["image"]]],
     "batch_per_modality": [0],
     "sampler": ["balanced"],
@@ -153,3 +155,27 @@ def test_train_refuses_a_bad_key_before_any_work(tmp_path: Path, capsys):
     assert code == 2
     assert err.count("\n") == 1 and "'log_every'" in err
     assert not run.exists()
+
+
+def test_fgxmedia_keys_need_the_fgxmedia_format():
+    with pytest.raises(DcinetError, match="'lists_dir' and 'num_classes' apply to format fgxmedia"):
+        dataclasses.replace(Config(), lists_dir="lists").validate()
+    cfg = dataclasses.replace(Config(), format="fgxmedia", lists_dir="lists", num_classes=200)
+    assert cfg.validate().num_classes == 200
+
+
+def test_training_reads_the_configured_fgxmedia_lists(tmp_path: Path):
+    from dcinet.data.readers import read_configured
+
+    root = tmp_path / "fgx"
+    root.mkdir()
+    lists = tmp_path / "elsewhere"
+    for modality in ("image", "text"):
+        for split in ("train", "test"):
+            (lists / modality).mkdir(parents=True, exist_ok=True)
+            (lists / modality / f"{split}.txt").write_text(f"{modality}/{split}/a.x 0\n")
+    cfg = dataclasses.replace(Config(), format="fgxmedia", lists_dir=str(lists), num_classes=5)
+    collection = read_configured(root, cfg)
+    assert collection.num_classes == 5 and len(collection.samples) == 4
+    with pytest.raises(DcinetError):  # the default lists folder ROOT/list does not exist
+        read_configured(root, dataclasses.replace(cfg, lists_dir=None))

@@ -46,7 +46,7 @@ class Config:
     backbone: str = "resnet50"  # any supported timm model name
     layer: int = 4  # CMSI/CMCI sit after stage `layer` (1..4) of the backbone
     interaction: str = "cmsi+cmci"  # none | cmsi | cmci | cmsi+cmci (Tables 1-2)
-    pretrained: str | None = None  # None, a local weights file, or "efficientnet_lite0"
+    pretrained: str | None = None  # None, a weights file, "efficientnet_lite0", "timm[:model.tag]"
     text_embedding: str = "onehot"  # onehot (eq. 1's delta) | embedding
     text_channels: int = 64  # width of the text module's Conv1d layers
     # --- inputs ---
@@ -74,6 +74,8 @@ class Config:
     # --- data and batching ---
     format: str = "folder"  # folder | fgxmedia | cub
     cub_train_flag: int = 1  # value of is_training_image that marks train (official CUB: 1)
+    lists_dir: str | None = None  # fgxmedia: folder of <modality>/{train,test}.txt (None: ROOT/list)
+    num_classes: int | None = None  # fgxmedia: number of classes (None: largest label + 1)
     modalities: list[str] | None = None  # None = every modality the dataset has
     batch_per_modality: int = 8  # b: samples of each modality per step
     sampler: str = "random"  # random | class_aware (P classes x K per modality)
@@ -109,6 +111,9 @@ class Config:
                 raise DcinetError(f"config key '{f.name}' must be {what}, got {value!r}")
         if self.resize < self.img_size:
             raise DcinetError(f"config key 'resize' ({self.resize}) must be >= img_size ({self.img_size})")
+        if self.format != "fgxmedia" and (self.lists_dir is not None or self.num_classes is not None):
+            raise DcinetError(f"config keys 'lists_dir' and 'num_classes' apply to format fgxmedia "
+                              f"only, not {self.format!r}")
         if self.sampler == "class_aware" and self.batch_per_modality % self.samples_per_class:
             raise DcinetError(
                 f"config: batch_per_modality ({self.batch_per_modality}) must be a multiple of "
@@ -204,6 +209,8 @@ RULES: dict[str, Rule] = {
     "quadruplet_margin2": _WEIGHT,
     "format": _one_of(FORMATS),
     "cub_train_flag": _integer(0, 1),
+    "lists_dir": _optional(_TEXT),  # fgxmedia only
+    "num_classes": _optional(_COUNT),  # fgxmedia only
     "modalities": _optional((_names, "a non-empty list of distinct modality names")),  # known
     # names, and present in the dataset: checked with the dataset (data.dataset.train_modalities)
     "batch_per_modality": _COUNT,  # and, class-aware, a multiple of samples_per_class

@@ -96,6 +96,8 @@ def read_collection(root: Path | str, format: str = "folder", modalities: list[s
 
 
 def read_configured(root: Path | str, cfg: Config, problems: list[Problem] | None = None) -> Collection:
-    """:func:`read_collection` with a run config's format, modalities and CUB train flag."""
-    return read_collection(root, cfg.format, cfg.modalities, problems,
+    """:func:`read_collection` with a run config's format, modalities, FG-XMedia list folder and
+    class count, and CUB train flag."""
+    return read_collection(root, cfg.format, cfg.modalities, problems, cfg.lists_dir,
+                           cfg.num_classes,
                            train_flag=cfg.cub_train_flag if cfg.format == "cub" else None)
