@@ -174,6 +174,8 @@ def test_training_reads_the_configured_fgxmedia_lists(tmp_path: Path):
         for split in ("train", "test"):
             (lists / modality).mkdir(parents=True, exist_ok=True)
             (lists / modality / f"{split}.txt").write_text(f"{modality}/{split}/a.x 0\n")
+            (root / modality / split).mkdir(parents=True)
+            (root / modality / split / "a.x").write_bytes(b"")
     cfg = dataclasses.replace(Config(), format="fgxmedia", lists_dir=str(lists), num_classes=5)
     collection = read_configured(root, cfg)
     assert collection.num_classes == 5 and len(collection.samples) == 4
