@@ -119,3 +119,33 @@ def test_check_root_errors_that_stop_reading(tmp_path):
         check_root(tmp_path / "nowhere")
     with pytest.raises(DcinetError, match="list folder"):
         check_root(tmp_path, "fgxmedia")
+
+
+@pytest.mark.slow
+def test_ddp_ranks_check_the_data_once_between_them(folder_tree, tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    _truncated_jpeg(next(iter(sorted((folder_tree / "image" / "train").rglob("*.png")))))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    worker = Path(__file__).with_name("check_worker.py")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={port}", "--master_addr=127.0.0.1", str(worker), str(folder_tree),
+         str(tmp_path)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    alone = check_collection(read_folder(folder_tree), decode=True)
+    files = sum(len(r["decoded"]) for r in ranks)
+    assert files == sum(1 for s in read_folder(folder_tree).samples)  # each file decoded once
+    assert not set(ranks[0]["decoded"]) & set(ranks[1]["decoded"])
+    assert abs(len(ranks[0]["decoded"]) - len(ranks[1]["decoded"])) <= 1
+    for r in ranks:  # every rank knows every problem, as one process finds them
+        assert r["problems"] == [p.format() for p in alone.problems] and len(r["problems"]) == 1
+        assert r["bad"] == sorted(alone.bad_samples)

@@ -28,6 +28,7 @@ from dcinet.data.readers import read_collection
 from dcinet.data.records import MODALITIES, SPLITS, Collection, Sample
 from dcinet.data.text import decode_text
 from dcinet.data.video import list_frames
+from dcinet.distributed import DistInfo, all_gather
 
 _DECODE_THREADS = 4
 
@@ -80,11 +81,13 @@ def _first(item: tuple[int, str]) -> int:
 
 
 def check_collection(collection: Collection, cfg: Config | None = None, decode: bool = True,
-                     progress: bool = False) -> CheckReport:
+                     progress: bool = False, dist: DistInfo | None = None) -> CheckReport:
     """Check a collection (only the modalities in ``cfg.modalities`` when given).
 
     ``decode=False`` skips reading file contents (decoding and byte-identical duplicates).
-    ``progress`` shows a progress bar on stderr while decoding.
+    ``progress`` shows a progress bar on stderr while decoding. ``dist``: the ``torchrun``
+    process group whose ranks share the decoding (each decodes every ``world_size``-th file and
+    all receive every result), so that the data is checked once between them, not once per rank.
     """
     wanted = set(cfg.modalities) if cfg is not None and cfg.modalities else set(MODALITIES)
     chosen = [i for i, s in enumerate(collection.samples) if s.modality in wanted]
@@ -94,7 +97,8 @@ def check_collection(collection: Collection, cfg: Config | None = None, decode: 
     _duplicate_entries(samples, chosen, problems, bad)
     if decode:
         unique = [i for i in chosen if i not in bad]
-        digests = _decode_all([samples[i] for i in unique], problems, bad, unique, progress)
+        digests = _decode_all([samples[i] for i in unique], problems, bad, unique, progress,
+                              dist or DistInfo())
         _duplicate_files(samples, unique, digests, problems, bad)
     _single_modality_classes(collection, chosen, problems, bad)
     counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
@@ -122,14 +126,20 @@ def _duplicate_entries(samples: list[Sample], chosen: list[int], problems: list[
 
 
 def _decode_all(samples: list[Sample], problems: list[Problem], bad: set[int], positions: list[int],
-                progress: bool) -> list[str | None]:
-    """Decode every sample (threads); report failures; returns each file's sha256 (None if none)."""
+                progress: bool, dist: DistInfo) -> list[str | None]:
+    """Decode every sample (threads; this rank's share); report failures; returns each file's
+    sha256 (None if none)."""
+    mine = samples[dist.rank::dist.world_size]
     with ThreadPoolExecutor(max_workers=_DECODE_THREADS) as pool:
-        results = pool.map(_decode_one, samples)
-        results = list(tqdm(results, total=len(samples), desc="checking", unit="file", disable=not progress))
+        done = tqdm(pool.map(_decode_one, mine), total=len(mine), desc="checking", unit="file",
+                    disable=not (progress and dist.is_main))
+        found = [(digest, None if e is None else (e.name, e.kind, e.reason)) for digest, e in done]
+    shares = all_gather(found, dist)  # plain tuples: they cross process boundaries
+    results = [shares[i % dist.world_size][i // dist.world_size] for i in range(len(samples))]
     digests = []
     for position, sample, (digest, error) in zip(positions, samples, results, strict=True):
         if error is not None:
+            error = DecodeError(*error)
             problems.append(Problem(error.kind, _at_fault(sample, error), sample.source, error.reason))
             bad.add(position)
         digests.append(digest)

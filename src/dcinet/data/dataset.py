@@ -18,6 +18,7 @@ from dcinet.data.problems import Problem, format_problems
 from dcinet.data.records import MODALITIES, Collection, Sample
 from dcinet.data.sampler import MultiModalBatchSampler
 from dcinet.data.text import normalize_text, read_text
+from dcinet.distributed import DistInfo
 from dcinet.errors import DcinetError
 
 Item = tuple[torch.Tensor, int, int]
@@ -128,7 +129,7 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
         raise DcinetError(f"no loadable modality in {collection.root}")
     subset = Collection(classes=collection.classes, root=collection.root, format=collection.format,
                         samples=[s for s in collection.samples if s.split == split and s.modality in modalities])
-    report = check_collection(subset, decode=True)
+    report = check_collection(subset, decode=True, dist=DistInfo(rank, world_size))  # once for all ranks
     if report.problems and not skip_bad:
         raise DcinetError(f"{split} data in {collection.root} has problems; fix them or skip the bad "
                           f"samples with --skip-bad\n{format_problems(report.problems)}")
