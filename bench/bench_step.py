@@ -85,7 +85,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     common = [f"backbone={args.backbone}", f"layer={args.layer}", f"img_size={args.img_size}",
-              f"resize={max(args.img_size, 510)}", f"batch_per_modality={args.batch}"]
+              f"resize={max(args.img_size, 510)}", f"batch_per_modality={args.batch}",
+              "pretrained=null"]  # timing only: no weights to download
     steps = {name: _stepper(load_config("paper", common + [f"interaction={name}"]))
              for name in ("cmsi+cmci", "none")}
     inputs, labels = _batch(load_config("paper", common), args.batch)

@@ -10,7 +10,8 @@ from dcinet.errors import DcinetError
 
 def test_paper_preset_matches_section_4_2():
     cfg = load_config("paper")
-    assert (cfg.backbone, cfg.img_size, cfg.resize) == ("resnet50", 448, 510)
+    assert (cfg.backbone, cfg.img_size, cfg.resize) == ("resnetv2_50x1_bit", 448, 510)
+    assert cfg.pretrained == "timm:resnetv2_50x1_bit.goog_in21k"  # ResNet-50, ImageNet-21k
     assert (cfg.lr, cfg.weight_decay, cfg.batch_per_modality, cfg.epochs) == (0.001, 0.0001, 8, 150)
     assert (cfg.mixup_alpha, cfg.cutmix_alpha, cfg.cutmix_minmax) == (0.8, 1.0, [0.5, 0.6])
     assert (cfg.mix_prob, cfg.switch_prob) == (1.0, 1.0)

@@ -15,11 +15,13 @@ CNN_SIDES = (8, 4, 2, 1)  # 32 px input, strides 4, 8, 16, 32
 # backbone -> (channels after stages 1..4, map side at 32 px for stages 1..4, embedding width)
 FAMILIES = {
     "resnet18": ((64, 128, 256, 512), CNN_SIDES, 512),
+    "resnetv2_18": ((64, 128, 256, 512), CNN_SIDES, 512),  # pre-activation
     "efficientnet_lite0": ((24, 40, 112, 1280), CNN_SIDES, 1280),
     VIT: ((192,) * 4, (2,) * 4, 192),  # 2 x 2 token grid at every stage
 }
 SLOW = {  # seconds to initialise four times (VGG's 4096-wide ConvMlp above all)
     "resnet50": ((256, 512, 1024, 2048), CNN_SIDES, 2048),
+    "resnetv2_50x1_bit": ((256, 512, 1024, 2048), CNN_SIDES, 2048),  # the paper preset's
     SWIN: ((96, 192, 384, 768), CNN_SIDES, 768),
     "vgg16": ((128, 256, 512, 512), CNN_SIDES, 4096),
     "vgg19": ((128, 256, 512, 512), CNN_SIDES, 4096),
@@ -52,7 +54,7 @@ def _reference(name: str, img_size: int) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("name,img_size", [
-    ("resnet18", 32), ("efficientnet_lite0", 32), (SWIN, 32), (VIT, 32),
+    ("resnet18", 32), ("resnetv2_50x1_bit", 32), ("efficientnet_lite0", 32), (SWIN, 32), (VIT, 32),
     (VIT, 16),  # 1 x 1 token grid: resized to a 2 x 2 map and back, still exact
     pytest.param("vgg16", 32, marks=pytest.mark.slow),
 ])

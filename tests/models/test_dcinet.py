@@ -115,9 +115,10 @@ def _touch_bn_gammas(model: torch.nn.Module) -> None:
 
 
 @pytest.mark.parametrize("backbone,layer,side", [
-    ("resnet18", 4, 64), ("resnet18", 2, 32), ("efficientnet_lite0", 3, 32),
+    ("resnet18", 4, 64), ("resnet18", 2, 32), ("resnetv2_18", 4, 64), ("efficientnet_lite0", 3, 32),
     ("vit_tiny_patch16_224", 4, 32), ("swin_tiny_patch4_window7_224", 4, 64),
     pytest.param("vgg16", 4, 64, marks=pytest.mark.slow),
+    pytest.param("resnetv2_50x1_bit", 4, 64, marks=pytest.mark.slow),
 ])
 def test_every_trainable_parameter_gets_a_gradient(backbone, layer, side):
     model = _model("cmsi+cmci", backbone=backbone, layer=layer, img_size=side)

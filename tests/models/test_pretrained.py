@@ -1,7 +1,9 @@
-"""Offline pretrained weights: local files, the packaged EfficientNet-Lite0, and refusals."""
+"""Pretrained weights: local files, the packaged EfficientNet-Lite0, timm's hub (read from a local
+file, or refused offline), ViT position embeddings fitted to the backbone, and refusals."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -10,11 +12,21 @@ import pytest
 import timm
 import torch
 from safetensors.torch import save_file
+from timm.layers import resample_abs_pos_embed
 
+import dcinet.models.pretrained as pretrained
+from dcinet.app.cli import main
 from dcinet.config import load_config
 from dcinet.errors import DcinetError
+from dcinet.models.ccrn import CCRN, create_backbone
 from dcinet.models.factory import create_model
 from dcinet.models.pretrained import load_pretrained, packaged_weights_path, read_state_dict
+
+
+def _save(net: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(path))
+    return state
 
 
 def _quiet_load(net, spec):
@@ -112,7 +124,79 @@ def test_refusals(tmp_path: Path):
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     with pytest.raises(DcinetError, match="is for backbone efficientnet_lite0, not a ResNet"):
         load_pretrained(net, "efficientnet_lite0")
+    with pytest.raises(DcinetError, match="'timm:resnet50.tv_in1k' is for backbone resnet50, "
+                                          "not resnet18"):
+        load_pretrained(net, "timm:resnet50.tv_in1k")
+    with pytest.raises(DcinetError, match="timm has no weights resnet18.nope"):
+        load_pretrained(net, "timm:resnet18.nope")
     with pytest.raises(DcinetError, match="not a packaged weights name"):
         load_pretrained(net, "mobilenet_v9")
     with pytest.raises(DcinetError, match="no packaged weights named"):
         packaged_weights_path("mobilenet_v9")
+
+
+def test_timm_weights_read_by_timm_from_a_local_file(tmp_path: Path, monkeypatch):
+    """``pretrained=timm:<tag>`` through the factory, timm pointed at a file of the tag's own
+    architecture (1000 classes): the CCRN holds the file's tensors, the classifier aside."""
+    torch.manual_seed(0)
+    path = tmp_path / "resnet18.safetensors"
+    state = _save(timm.create_model("resnet18"), path)
+    monkeypatch.setattr(pretrained, "timm_weights", functools.partial(
+        pretrained.timm_weights, pretrained_cfg_overlay={"file": str(path)}))
+    cfg = load_config("cpu-tiny", {"pretrained": "timm:resnet18.a1_in1k", "img_size": 32,
+                                   "resize": 32, "layer": 2})
+    torch.manual_seed(5)
+    with pytest.warns(UserWarning, match=r"from timm resnet18.a1_in1k; 2 shape mismatch.*fc\."):
+        model = create_model(cfg, 3, ["image"])
+    expected = timm.create_model("resnet18", num_classes=3)
+    expected.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")},
+                             strict=False)
+    reference = CCRN("resnet18", num_classes=3, layer=2, img_size=32, net=expected).state_dict()
+    got = model.ccrn.state_dict()
+    classifier = {k for k in reference if k.startswith("submodule2.head.fc.")}
+    assert len(classifier) == 2 and got.keys() == reference.keys()
+    for key in reference.keys() - classifier:
+        assert torch.equal(got[key], reference[key]), key
+
+
+def test_vit_position_embedding_is_resampled_without_the_class_token(tmp_path: Path):
+    """224 px weights with a class token, into the CCRN's token-only ViT at 64 px (4 x 4 grid)."""
+    torch.manual_seed(0)
+    path = tmp_path / "vit.safetensors"
+    state = _save(timm.create_model("vit_tiny_patch16_224"), path)  # pos_embed (1, 1 + 14*14, D)
+    net = create_backbone("vit_tiny_patch16_224", 3, 64)
+    report = _quiet_load(net, str(path))
+    expected = resample_abs_pos_embed(state["pos_embed"][:, 1:], new_size=[4, 4],
+                                      num_prefix_tokens=0)
+    assert net.pos_embed.shape == (1, 16, 192)
+    assert torch.equal(net.pos_embed.data, expected)
+    assert report.resampled == ["pos_embed"] and "pos_embed" in report.loaded
+    assert sorted(report.mismatched) == ["head.bias", "head.weight"]
+    assert "cls_token" in report.unexpected
+
+
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch) -> Path:
+    """No network and an empty cache: the hub refuses at once (``HF_HUB_OFFLINE=1``). The
+    environment is read when huggingface_hub is imported, so its constants are set as well."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf" / "hub"
+    for var, value in {"HF_HUB_OFFLINE": "1", "HF_HOME": tmp_path / "hf", "HF_HUB_CACHE": cache,
+                       "TORCH_HOME": tmp_path / "torch"}.items():
+        monkeypatch.setenv(var, str(value))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_timm_weights_offline_are_refused_in_one_line_before_the_run(
+        offline_hub, tiny_builtin, tiny_overrides, tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "--config", "cpu-tiny", "--data", str(tiny_builtin), "--out", str(run),
+                 "--quiet", *tiny_overrides, "pretrained=timm"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    for part in ("resnet18.a1_in1k", str(offline_hub), "pretrained=PATH", "HF_HUB_OFFLINE=1"):
+        assert part in err
+    assert not run.exists()

@@ -18,7 +18,7 @@ def test_grid_entries_follow_the_paper_tables():
         "none", "cmci", "cmsi", "cmsi+cmci"]
     assert [o["layer"] for _, o in grid_entries("layers", cfg)] == [1, 2, 3, 4]
     assert [o["backbone"] for _, o in grid_entries("backbones", cfg)] == [
-        "resnet50", "vgg16", "vgg19", "vit_base_patch16_224"]
+        "resnetv2_50x1_bit", "vgg16", "vgg19", "vit_base_patch16_224"]
     methods = grid_entries("methods", cfg)
     assert [(name, o["method"]) for name, o in methods] == [
         ("FGCrossNet", "fgcrossnet"), ("DCINet", "dcinet")]
@@ -27,6 +27,25 @@ def test_grid_entries_follow_the_paper_tables():
     assert methods[1][1]["interaction"] == "cmsi+cmci"
     with pytest.raises(DcinetError, match="unknown grid"):
         grid_entries("colours", cfg)
+
+
+def test_backbones_grid_gives_each_backbone_weights_of_its_own(tmp_path: Path):
+    def weights(pretrained, backbones=None):
+        cfg = load_config("paper", {"pretrained": pretrained})
+        return [o.get("pretrained") for _, o in grid_entries("backbones", cfg, backbones)]
+
+    # the preset's 21k tag goes to its own backbone; the others load their default timm weights
+    assert load_config("paper").pretrained == "timm:resnetv2_50x1_bit.goog_in21k"
+    assert weights("timm:resnetv2_50x1_bit.goog_in21k") == [None, "timm", "timm", "timm"]
+    assert weights("timm") == weights(None) == [None] * 4  # inherited: timm's default per backbone
+    file = str(tmp_path / "resnet18.safetensors")
+    assert weights(file, ["resnet18"]) == [None]  # one architecture: the file can apply
+    with pytest.raises(DcinetError, match="trains 4 architectures but pretrained .* holds one"):
+        weights(file)
+    with pytest.raises(DcinetError, match="efficientnet_lite0.* holds one"):
+        weights("efficientnet_lite0", ["resnet18", "efficientnet_lite0"])
+    with pytest.raises(DcinetError, match="for backbone resnet18, which is not in the grid"):
+        weights("timm:resnet18.a1_in1k")
 
 
 def test_table_reports_mean_and_std_over_seeds():

