@@ -121,7 +121,7 @@ def test_single_item_and_other_modalities():
 
 def test_unimodal_reports(tmp_path):
     feats, labels = _unit_angles([0, 10, 25, 45]), np.array([0, 1, 0, 1])
-    result = evaluate_directions({"image": feats}, {"image": labels})
+    result = evaluate_directions({"image": feats}, {"image": labels}, resamples=0)
     md = result.to_markdown(model="cub")
     assert "**Unimodal retrieval (mAP, query removed from its gallery)**" in md
     assert "| Models | i2i |" in md and "| cub | 0.417 |" in md
@@ -135,10 +135,11 @@ def test_unimodal_reports(tmp_path):
         ("i2i", "unimodal", "4", "3"), ("i2all", "multimodal", "4", "4"),
         ("average_multimodal", "average", "", "")]
     assert float(rows[0]["map"]) == result.directions["i2i"]
+    assert rows[0]["map_lo"] == rows[0]["map_hi"] == ""  # no bootstrap, no interval
 
 
 def test_markdown_json_and_csv(tmp_path):
-    result = evaluate_directions(*_data(["image", "text", "audio"], seed=5))
+    result = evaluate_directions(*_data(["image", "text", "audio"], seed=5), resamples=0)
     md = result.to_markdown(model="DCINet")
     assert "| Models | i2t | i2a | t2i | t2a | a2i | a2t | Average |" in md
     assert "| Models | i2all | t2all | a2all | Average |" in md

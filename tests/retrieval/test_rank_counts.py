@@ -1,4 +1,5 @@
-"""The rank-counting kernel called directly: every output row written, the bucket paths, self removal."""
+"""The rank-counting kernel called directly: every output row written, the bucket paths, self
+removal, and the rank statistics beside the AP."""
 
 from __future__ import annotations
 
@@ -6,13 +7,27 @@ import numpy as np
 import pytest
 
 from dcinet.retrieval.naive import ranked_average_precision
-from dcinet.retrieval.rank_counts import MAX_BUCKETS, block_average_precision, n_buckets_for
+from dcinet.retrieval.rank_counts import (
+    AP,
+    AP_AT_R,
+    FIRST_RANK,
+    HITS_AT,
+    MAX_BUCKETS,
+    N_RELEVANT,
+    block_rank_stats,
+    n_buckets_for,
+)
 
 
 def _kernel(scores: np.ndarray, labels: np.ndarray, query_labels: np.ndarray,
             parts: np.ndarray | None = None, self_col: np.ndarray | None = None,
-            n_buckets: int = 16) -> np.ndarray:
-    """Run the kernel on (Nq, Ng) float32 scores."""
+            n_buckets: int = 16, ks=(1, 2)) -> np.ndarray:
+    """The AP of the kernel on (Nq, Ng) float32 scores: (Nq, 1 + parts)."""
+    return _stats(scores, labels, query_labels, parts, self_col, n_buckets, ks)[..., AP]
+
+
+def _stats(scores, labels, query_labels, parts=None, self_col=None, n_buckets=16, ks=(1, 2)):
+    """Every statistic of the kernel: (Nq, 1 + parts, HITS_AT + len(ks))."""
     nq, ng = scores.shape
     bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.int32)
     classes, counts = np.unique(labels, return_counts=True)
@@ -23,9 +38,10 @@ def _kernel(scores: np.ndarray, labels: np.ndarray, query_labels: np.ndarray,
                             for y in query_labels], dtype=np.int64)
     parts = np.zeros(ng, dtype=np.int64) if parts is None else parts
     self_col = np.full(nq, -1, dtype=np.int64) if self_col is None else self_col
-    out = np.full((nq, 1 + int(parts.max()) + 1), np.nan)
-    block_average_precision(bits, query_class, members.astype(np.int64), starts.astype(np.int64),
-                            self_col, parts, int(parts.max()) + 1, n_buckets, out)
+    out = np.full((nq, 1 + int(parts.max()) + 1, HITS_AT + len(ks)), np.nan)
+    block_rank_stats(bits, query_class, members.astype(np.int64), starts.astype(np.int64),
+                     self_col, parts, int(parts.max()) + 1, n_buckets, np.asarray(ks, np.int64),
+                     out)
     return out
 
 
@@ -77,6 +93,35 @@ def test_the_query_itself_is_taken_out_of_its_gallery():
     assert removed[0, 0] == pytest.approx((1 / 2 + 2 / 3) / 2)
     # the only item of its class: nothing left to find
     assert _kernel(scores, np.array([0, 1, 1, 1]), np.array([0]), self_col=np.array([0]))[0, 0] == 0
+
+
+def test_rank_statistics_by_hand():
+    # ranking: irr, rel, irr, rel, rel (R = 3): ranks 2, 4, 5
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5]], dtype=np.float32)
+    labels = np.array([1, 0, 1, 0, 0])
+    stats = _stats(scores, labels, np.array([0]), ks=(1, 2, 4, 10))[0, 0]
+    assert stats[AP] == pytest.approx((1 / 2 + 2 / 4 + 3 / 5) / 3)
+    assert stats[AP_AT_R] == pytest.approx((1 / 2) / 3)  # only rank 2 lies within the top R = 3
+    assert stats[FIRST_RANK] == 2 and stats[N_RELEVANT] == 3
+    assert stats[HITS_AT:].tolist() == [0, 1, 2, 3]
+
+
+def test_rank_statistics_without_self_and_per_part():
+    # item 0 is the query (rank 1, removed): without it irr, rel | rel, irr -> ranks 2 and 3
+    scores = np.array([[1.0, 0.9, 0.8, 0.7, 0.6]], dtype=np.float32)
+    labels, parts = np.array([0, 1, 0, 0, 1]), np.array([0, 0, 0, 1, 1])
+    stats = _stats(scores, labels, np.array([0]), parts=parts, self_col=np.array([0]))[0]
+    whole, first, second = stats
+    assert whole[N_RELEVANT] == 2 and whole[FIRST_RANK] == 2
+    assert whole[AP] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert whole[AP_AT_R] == pytest.approx((1 / 2) / 2)
+    assert whole[HITS_AT:].tolist() == [0, 1]
+    # part 0 alone (query removed): irr (0.9), rel (0.8)
+    assert first[N_RELEVANT] == 1 and first[FIRST_RANK] == 2 and first[AP] == 0.5
+    assert first[AP_AT_R] == 0.0 and first[HITS_AT:].tolist() == [0, 1]
+    # part 1 alone: rel (0.7), irr (0.6)
+    assert second[N_RELEVANT] == 1 and second[FIRST_RANK] == 1 and second[AP] == 1.0
+    assert second[AP_AT_R] == 1.0 and second[HITS_AT:].tolist() == [1, 1]
 
 
 def test_bucket_count_grows_with_the_gallery_and_is_capped():

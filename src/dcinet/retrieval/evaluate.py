@@ -1,7 +1,8 @@
-"""``evaluate``: test features of a trained run → the paper's mAP tables."""
+"""``evaluate``: test features of a trained run → the paper's mAP tables and every other metric."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,8 +12,12 @@ from dcinet.data.check import check_collection
 from dcinet.data.readers import read_configured
 from dcinet.errors import DcinetError
 from dcinet.models.factory import TrainedModel, load_trained
-from dcinet.retrieval.directions import RetrievalResult, evaluate_directions
+from dcinet.retrieval.bootstrap import RESAMPLES, check_resamples
+from dcinet.retrieval.directions import evaluate_directions
 from dcinet.retrieval.features import Inference, ModalityFeatures, extract_features
+from dcinet.retrieval.result import RetrievalResult
+
+CLASSES_FILE = "classes.json"
 
 
 def dataset_root(trained: TrainedModel, data_root: Path | None) -> Path:
@@ -53,18 +58,36 @@ def split_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None
     return samples
 
 
-def save_features(features: dict[str, ModalityFeatures], out_dir: Path) -> None:
-    """Write ``<modality>_features.npy`` (float32 (N, D)) and ``<modality>_labels.npy`` (int64)."""
+def save_features(features: dict[str, ModalityFeatures], out_dir: Path,
+                  classes: list[str] | None = None) -> None:
+    """Write ``<modality>_features.npy`` (float32 (N, D)) and ``<modality>_labels.npy`` (int64),
+    and with ``classes`` the class names (``classes.json``, ``classes[label]``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for modality, f in features.items():
         np.save(out_dir / f"{modality}_features.npy", f.features)
         np.save(out_dir / f"{modality}_labels.npy", f.labels)
+    if classes is not None:
+        (out_dir / CLASSES_FILE).write_text(json.dumps(classes) + "\n")
+
+
+def run_features(path: Path, data_root: Path | None = None, fmt: str | None = None,
+                 feature: str | None = None, inference: Inference | None = None,
+                 progress: bool = False) -> tuple[TrainedModel, dict[str, ModalityFeatures]]:
+    """The loaded run and its test features (every rank of a process group gets all of them).
+
+    Args: as :func:`evaluate_run`.
+    """
+    inference = inference or Inference()
+    trained = load_trained(path, inference.device)
+    samples = split_samples(trained, data_root, fmt)
+    return trained, extract_features(trained, samples, feature or trained.cfg.eval_feature,
+                                     inference, progress=progress)
 
 
 def evaluate_run(path: Path, data_root: Path | None = None, fmt: str | None = None,
                  feature: str | None = None, save_features_dir: Path | None = None,
-                 inference: Inference | None = None,
-                 progress: bool = False) -> RetrievalResult | None:
+                 inference: Inference | None = None, progress: bool = False,
+                 resamples: int = RESAMPLES, seed: int = 0) -> RetrievalResult | None:
     """Evaluate a run directory or checkpoint on the test split with the paper's protocol.
 
     Args:
@@ -72,18 +95,18 @@ def evaluate_run(path: Path, data_root: Path | None = None, fmt: str | None = No
             ``embedding`` (the pooled pre-logits vector); None = the run's ``eval_feature``.
         inference: device, batch size, workers, AMP, and the process group whose ranks share
             the items (default: one CPU process).
+        resamples, seed: the bootstrap intervals (0 resamples: none).
     Returns:
         The result; None on the ranks other than 0 of a process group (rank 0 computes the
-        mAP and writes the features).
+        metrics and writes the features).
     """
     inference = inference or Inference()
-    trained = load_trained(path, inference.device)
-    samples = split_samples(trained, data_root, fmt)
-    feats = extract_features(trained, samples, feature or trained.cfg.eval_feature, inference,
-                             progress=progress)
+    check_resamples(resamples)  # before the work
+    trained, feats = run_features(path, data_root, fmt, feature, inference, progress)
     if not inference.dist.is_main:
         return None
     if save_features_dir is not None:
-        save_features(feats, Path(save_features_dir))
+        save_features(feats, Path(save_features_dir), trained.classes)
     return evaluate_directions({m: f.features for m, f in feats.items()},
-                               {m: f.labels for m, f in feats.items()})
+                               {m: f.labels for m, f in feats.items()},
+                               resamples=resamples, seed=seed, class_names=trained.classes)

@@ -1,12 +1,14 @@
-"""The counting kernel behind the fast mAP: AP from the ranks of the relevant items, no sorting.
+"""The counting kernel behind the fast metrics: ranks of the relevant items, no sorting.
 
-AP of a query depends only on where its R relevant items rank. Sort the relevant items by the
-ranking rule (score descending, exact ties by gallery index ascending): they are the query's
-*thresholds* ``t_0 .. t_{R-1}``. Every gallery item ``j`` gets ``pos_j``, the number of thresholds
-that rank before it; a relevant item ``t_k`` gets ``pos = k``. Then ``C_k = #{j : pos_j <= k}`` is
-the rank (1-based) of ``t_k`` in the whole ranking, and
+AP, mAP@R, Recall@K and precision@K of a query depend only on where its R relevant items rank.
+Sort the relevant items by the ranking rule (score descending, exact ties by gallery index
+ascending): they are the query's *thresholds* ``t_0 .. t_{R-1}``. Every gallery item ``j`` gets
+``pos_j``, the number of thresholds that rank before it; a relevant item ``t_k`` gets ``pos = k``.
+Then ``C_k = #{j : pos_j <= k}`` is the rank (1-based) of ``t_k`` in the whole ranking, and
 
-    AP = (1 / R) * sum_k (k + 1) / C_k.
+    AP = (1 / R) * sum_k (k + 1) / C_k,    mAP@R = (1 / R) * sum_{k : C_k <= R} (k + 1) / C_k,
+
+the first relevant rank is ``C_0`` and the relevant items in the top K are ``#{k : C_k <= K}``.
 
 Items below the lowest threshold never enter a ``C_k`` and are skipped. ``pos_j`` is found without
 a search in most cases: scores are read as their *ordinal* (the float32 bit pattern as an integer
@@ -17,9 +19,10 @@ them all. An item in a bucket without a threshold lies below exactly the thresho
 buckets; an item sharing a bucket with thresholds is compared with those few, exactly, on
 (ordinal, gallery index).
 
-One pass over a query's score row counts its items per gallery part (modality), so the AP over
-the whole gallery and over each part alone come from the same pass. Counting is exact integer work; the AP sums are float64 in threshold order, the order
-of the naive scan, so the two agree to the last bits.
+One pass over a query's score row counts its items per gallery part (modality), so the statistics
+over the whole gallery and over each part alone come from the same pass. Counting is exact integer
+work; the AP sums are float64 in threshold order, the order of the naive scan, so the two agree to
+the last bits.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from numba import njit, prange
 # The most buckets per query: more buckets put fewer items into the exact comparison, but make
 # the per-query tables (2 x 4 bytes per bucket) outgrow the fastest CPU cache.
 MAX_BUCKETS = 2048
+
+# The statistics of one query over one scope (the whole gallery or one part), in this order along
+# the last axis of the kernel's output, followed by the hits in the top K for each requested K.
+AP, AP_AT_R, FIRST_RANK, N_RELEVANT, HITS_AT = 0, 1, 2, 3, 4
 
 
 def n_buckets_for(n_gallery: int) -> int:
@@ -48,10 +55,45 @@ def _ordinal(bits):
     return ((bits & 0x7FFFFFFF) ^ sign) - sign
 
 
+@njit(cache=True, inline="always")
+def _scope_stats(counts, hit, ks, out):
+    """One scope's statistics from its counts per threshold position.
+
+    Args:
+        counts: (R,) items of the scope placed at each position ``k`` (after threshold ``k - 1``,
+            up to and including threshold ``k``), so their running sum is the rank of ``t_k``.
+        hit: (R,) bool, whether ``t_k`` is a relevant item of the scope.
+        ks: (n_k,) int64 cut-offs K; out: (HITS_AT + n_k,) float64, overwritten.
+    """
+    n_relevant = 0
+    for k in range(len(hit)):
+        n_relevant += hit[k]
+    out[:] = 0.0
+    total, hits, acc, acc_r = 0, 0, 0.0, 0.0
+    for k in range(len(counts)):
+        total += counts[k]
+        if hit[k]:
+            hits += 1
+            precision = hits / total
+            acc += precision
+            if total <= n_relevant:
+                acc_r += precision
+            if hits == 1:
+                out[FIRST_RANK] = total
+            for i in range(len(ks)):
+                if total <= ks[i]:
+                    out[HITS_AT + i] += 1
+    if n_relevant:
+        out[AP] = acc / n_relevant
+        out[AP_AT_R] = acc_r / n_relevant
+    out[N_RELEVANT] = n_relevant
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def block_average_precision(bits, query_class, members, starts, self_col, part_of, n_parts,
-                            n_buckets, out):
-    """AP of every query of a chunk of score rows, over the whole gallery and over each part.
+def block_rank_stats(bits, query_class, members, starts, self_col, part_of, n_parts, n_buckets,
+                     ks, out):
+    """Rank statistics of every query of a chunk of score rows, over the whole gallery and over
+    each part.
 
     Queries run in parallel; each keeps its tables (a few kB) in the fastest cache while it walks
     its score row once.
@@ -60,7 +102,7 @@ def block_average_precision(bits, query_class, members, starts, self_col, part_o
         bits: (n, Ng) int32, the float32 scores of :func:`~dcinet.retrieval.scores.score_blocks`
             viewed as int32: row ``q`` holds query ``q``'s scores.
         query_class: (n,) int64, each query's class as an index into ``starts`` (-1: the class is
-            absent from the gallery, AP 0).
+            absent from the gallery: no relevant item).
         members: (Ng,) int64 gallery indices grouped by class: class ``c``'s items (the relevant
             items of its queries, in any order) are ``members[starts[c]:starts[c + 1]]``.
         starts: (C + 1,) int64 class boundaries in ``members``.
@@ -68,13 +110,16 @@ def block_average_precision(bits, query_class, members, starts, self_col, part_o
             gallery (it must then be one of its relevant items), or -1 to keep every item.
         part_of: (Ng,) int64, the part (0 .. n_parts - 1) each gallery item belongs to.
         n_parts: number of gallery parts; n_buckets: buckets per query (see :func:`n_buckets_for`).
-        out: (n, 1 + n_parts) float64, every row overwritten: AP over the whole gallery, then over
-            each part alone (0 where the query has no relevant item).
+        ks: (n_k,) int64 cut-offs K for the hits in the top K.
+        out: (n, 1 + n_parts, HITS_AT + n_k) float64, every row overwritten: for the whole
+            gallery, then each part alone, [AP, mAP@R term, first relevant rank (0: none),
+            number of relevant items R, relevant items among the first K for each K]; a query
+            without relevant items gets zeros.
     """
     n, n_gallery = bits.shape
     top = n_buckets + 1  # bucket 0: below the lowest threshold; top: above the highest
     for q in prange(n):
-        out[q, :] = 0.0
+        out[q, :, :] = 0.0
         if query_class[q] < 0:
             continue
         relevant = members[starts[query_class[q]]: starts[query_class[q] + 1]]
@@ -122,22 +167,14 @@ def block_average_precision(bits, query_class, members, starts, self_col, part_o
                     break
             hist[part_of[j], pos] += 1
 
-        # AP from the cumulative counts; the query's own item (if removed) is taken back out.
+        # Statistics from the counts; the query's own item (if removed) is taken back out.
         if self_rank >= 0:
             hist[part_of[thr_idx[self_rank]], self_rank] -= 1
-        total, hits, acc = 0, 0, 0.0
-        for k in range(r):
-            for m in range(n_parts):
-                total += hist[m, k]
-            if k != self_rank:
-                hits += 1
-                acc += hits / total
-        out[q, 0] = acc / hits if hits else 0.0
+        hit = np.ones(r, np.bool_)
+        if self_rank >= 0:
+            hit[self_rank] = False
+        _scope_stats(hist[:, :r].sum(axis=0), hit, ks, out[q, 0])
         for m in range(n_parts):
-            total, hits, acc = 0, 0, 0.0
             for k in range(r):
-                total += hist[m, k]
-                if k != self_rank and part_of[thr_idx[k]] == m:
-                    hits += 1
-                    acc += hits / total
-            out[q, 1 + m] = acc / hits if hits else 0.0
+                hit[k] = k != self_rank and part_of[thr_idx[k]] == m
+            _scope_stats(hist[m, :r], hit, ks, out[q, 1 + m])

@@ -32,3 +32,13 @@ def inference_from_args(args: argparse.Namespace):
 
     dist = init_distributed(args.device)
     return Inference(dist.device, args.batch_size, args.workers, not args.no_amp, dist)
+
+
+def add_bootstrap(p: argparse.ArgumentParser) -> None:
+    """``--bootstrap B`` (resamples of the intervals, 0 = none) and ``--bootstrap-seed``."""
+    # 1000 = dcinet.retrieval.bootstrap.RESAMPLES (not imported: the parser stays numpy-free)
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                   help="bootstrap resamples of the queries for the 95%% intervals (default 1000; "
+                        "0 = no intervals)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, metavar="S",
+                   help="seed of the resamples (default 0)")
