@@ -194,6 +194,15 @@ def _atomic_save(target: Path, array: np.ndarray) -> None:
                           "set DCINET_CACHE to a writable folder") from None
 
 
+def spectrogram_cache_file(data: bytes, sample_rate: int, n_fft: int, hop_length: int,
+                           cache_dir: Path | str | None = None) -> Path:
+    """Where :func:`cached_spectrogram_db` keeps the spectrogram of the audio file bytes ``data``:
+    ``<cache_dir>/spectrograms/<sha256(bytes + parameters)>.npy`` (``cache_dir`` defaults to
+    :func:`default_cache_dir`)."""
+    folder = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "spectrograms"
+    return folder / f"{_cache_key(data, sample_rate, n_fft, hop_length)}.npy"
+
+
 def cached_spectrogram_db(data: bytes, name: str, sample_rate: int, n_fft: int, hop_length: int,
                           cache_dir: Path | str | None = None) -> np.ndarray:
     """:func:`spectrogram_db` of the audio file bytes ``data``, through the on-disk cache.
@@ -202,8 +211,7 @@ def cached_spectrogram_db(data: bytes, name: str, sample_rate: int, n_fft: int, 
     temporary file and renamed (safe with several workers); an unreadable cache file is recomputed.
     ``cache_dir`` defaults to :func:`default_cache_dir`. Returns float32 ``(freq, frames)``.
     """
-    folder = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "spectrograms"
-    target = folder / f"{_cache_key(data, sample_rate, n_fft, hop_length)}.npy"
+    target = spectrogram_cache_file(data, sample_rate, n_fft, hop_length, cache_dir)
     if target.is_file():
         try:
             return np.load(target, allow_pickle=False)

@@ -1,5 +1,6 @@
 """``dcinet data check`` (counts and every problem of a dataset), ``dcinet data prepare-fgxmedia``
-(a PKU FG-XMedia copy against its list files) and ``dcinet data synth``."""
+(a PKU FG-XMedia copy against its list files), ``dcinet data cache`` (spectrograms computed once,
+before training) and ``dcinet data synth``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from dcinet.errors import USER_ERROR_EXIT, DcinetError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``data`` verb with its ``check``, ``prepare-fgxmedia`` and ``synth`` sub-commands."""
+    """Add the ``data`` verb with its ``check``, ``prepare-fgxmedia``, ``cache`` and ``synth``
+    sub-commands."""
     parser = subparsers.add_parser("data", help="check a dataset or generate the built-in one")
     sub = parser.add_subparsers(dest="data_verb", metavar="ACTION")
     sub.required = True
@@ -53,6 +55,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="paths listed per modality for missing and for extra files (default 20, 0 = all)")
     prepare.set_defaults(func=_prepare_fgxmedia)
 
+    cache = sub.add_parser(
+        "cache", help="compute every audio file's spectrogram into the cache before training",
+        description="Fill the spectrogram cache ($DCINET_CACHE or ~/.cache/dcinet) with the "
+                    "config's sample_rate / n_fft / hop_length, so that the first epoch does not "
+                    "compute them.")
+    cache.add_argument("root", type=Path, help="dataset root")
+    cache.add_argument("--config", default="paper", help="preset or YAML file (default paper)")
+    cache.add_argument("--format", choices=FORMATS)
+    cache.add_argument("--workers", type=int, default=None,
+                       help="processes (default: the usable cores)")
+    cache.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    cache.set_defaults(func=_cache)
+
     synth = sub.add_parser("synth", help="generate the built-in fine-grained tri-modal dataset")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
     synth.add_argument("--classes", type=int, default=20, help="number of classes (default 20)")
@@ -82,6 +97,26 @@ def _prepare_fgxmedia(args: argparse.Namespace) -> int:
                               progress=sys.stderr.isatty())
     print(report.format_report(show=args.show))
     return 0 if report.ok else USER_ERROR_EXIT
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from dcinet.app.cli import usable_cores
+    from dcinet.config import load_config, parse_overrides
+    from dcinet.data.cache import fill_spectrogram_cache
+    from dcinet.data.readers import read_configured
+
+    overrides = parse_overrides(args.overrides)
+    if args.format:
+        overrides["format"] = args.format
+    cfg = load_config(args.config, overrides)
+    workers = usable_cores() if args.workers is None else args.workers
+    if workers < 1:
+        raise DcinetError("--workers must be >= 1")
+    collection = read_configured(args.root, cfg)
+    report = fill_spectrogram_cache(collection.samples, cfg, workers=workers,
+                                    progress=sys.stderr.isatty())
+    print(report.format())
+    return 0
 
 
 def _synth(args: argparse.Namespace) -> int:
