@@ -4,6 +4,14 @@ Each grid is a list of named config overrides; every entry is trained once per s
 ``OUT/<entry>-s<seed>/`` (a finished run is reused, an interrupted one resumed), evaluated, and
 summarised as one Markdown table (mean ± std over seeds for every direction) plus one PNG with each
 model's total-loss curve (the paper's Fig. 6).
+
+Each run's per-query values go to ``OUT/<entry>-s<seed>/eval_per_query.npz``
+(:meth:`~dcinet.retrieval.result.RetrievalResult.save_per_query`; the grid's JSON stays small). The
+table compares every row with the first (the baseline) on the average bimodal mAP (the average
+multimodal one without bimodal directions): the difference, averaged over the seeds, with a paired
+two-level bootstrap interval (:func:`~dcinet.retrieval.bootstrap.paired_difference`: seed ``s``
+against seed ``s``, each resample draws the seeds and then the queries, the same queries for both
+models), marked ``*`` when the interval excludes 0.
 """
 
 from __future__ import annotations
@@ -16,9 +24,13 @@ from pathlib import Path
 from dcinet.config import ABLATION_GRIDS, Config
 from dcinet.errors import DcinetError
 from dcinet.models.pretrained import timm_request
+from dcinet.retrieval.bootstrap import RESAMPLES, QueryBootstrap, paired_difference
 from dcinet.retrieval.evaluate import evaluate_run
+from dcinet.retrieval.result import RetrievalResult, short
 from dcinet.train.loop import train_or_resume
 from dcinet.train.plots import plot_curves
+
+PER_QUERY_FILE = "eval_per_query.npz"
 
 # Table 4: the paper preset's ResNet-50 (BiT ResNetV2-50x1, see configs/paper.yaml), VGG16 / 19, ViT.
 PAPER_BACKBONES = ("resnetv2_50x1_bit", "vgg16", "vgg19", "vit_base_patch16_224")
@@ -77,7 +89,7 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
     if seeds < 1:
         raise DcinetError("--seeds must be >= 1")
     out.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, list[dict]] = {}
+    results: dict[str, list[RetrievalResult]] = {}
     curves: dict[str, list[tuple[int, float]]] = {}
     for name, overrides in grid_entries(grid, cfg, backbones):
         for seed in range(cfg.seed, cfg.seed + seeds):
@@ -88,29 +100,67 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
                 print(f"== {grid}: {name}{weights}, seed {seed} -> {run_dir}", flush=True)
             history = train_or_resume(run_cfg, data, run_dir, progress)
             result = evaluate_run(run_dir, data, run_cfg.format)
-            rows.setdefault(name, []).append(result.to_dict())
+            results.setdefault(name, []).append(result)
+            result.save_per_query(run_dir / PER_QUERY_FILE)
             if seed == cfg.seed:
                 curves[name] = [(r["epoch"], r["loss"]) for r in history]
+    rows = {name: [r.to_dict(per_class=False) for r in rs] for name, rs in results.items()}
     (out / f"{grid}.json").write_text(json.dumps(rows, indent=1))
-    table = format_grid_table(grid, rows)
+    table = format_grid_table(grid, rows, compare_to_baseline(results))
     path = out / f"{grid}.md"
     path.write_text(table)
     plot_curves(curves, out / f"{grid}_loss.png", f"total loss per model ({grid})", "L_sum")
     return path
 
 
-def format_grid_table(grid: str, rows: dict[str, list[dict]]) -> str:
-    """Markdown: one row per model, every direction's mAP (mean ± std over seeds) and averages."""
+def compare_to_baseline(results: dict[str, list[RetrievalResult]],
+                        resamples: int = RESAMPLES, seed: int = 0
+                        ) -> dict[str, tuple[float, float, float]]:
+    """Every row but the first against the first: (difference, interval low, high) of the
+    average bimodal mAP (average multimodal without bimodal directions), paired over seeds and
+    queries (:func:`~dcinet.retrieval.bootstrap.paired_difference`)."""
+    (_, base), *others = results.items()
+    first = base[0]
+    directions = first.bimodal or first.multimodal
+    groups = {d: first.query_of[d] for d in directions}
+    boot = QueryBootstrap(resamples, seed)
+
+    def per_query(runs: list[RetrievalResult]) -> list[dict]:
+        return [{d: r.per_query[d]["mAP"] for d in directions} for r in runs]
+
+    return {name: paired_difference(per_query(base), per_query(runs), groups, boot)
+            for name, runs in others}
+
+
+def format_grid_table(grid: str, rows: dict[str, list[dict]],
+                      comparisons: dict[str, tuple[float, float, float]] | None = None) -> str:
+    """Markdown: one row per model, every direction's mAP (mean ± std over seeds) and averages;
+    with ``comparisons`` (:func:`compare_to_baseline`) a last column with each row's difference
+    from the first, its interval and ``*`` when the interval excludes 0."""
     first = next(iter(rows.values()))[0]
     columns = list(first["directions"])
     averages = [k for k in ("average_bimodal", "average_multimodal") if first.get(k) is not None]
     header = ["model", *columns, *averages]
+    baseline = next(iter(rows))
+    if comparisons is not None:
+        header.append(f"Δ {averages[0].replace('_', ' ')} mAP vs {baseline}")
     lines = [f"### Ablation: {grid}", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for name, results in rows.items():
         cells = [_mean_std([r["directions"][c] for r in results]) for c in columns]
         cells += [_mean_std([r[k] for r in results]) for k in averages]
+        if comparisons is not None:
+            cells.append(_difference(*comparisons[name]) if name in comparisons else "baseline")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     seeds = len(first and next(iter(rows.values())))
     lines += ["", f"mAP on the test split, {seeds} seed(s) per model (mean ± std when > 1)."]
+    if comparisons is not None:
+        lines[-1] += (f" Δ: difference from {baseline} averaged over the seeds, with a 95% paired "
+                      f"bootstrap interval (seeds, then the same test queries for both models, "
+                      f"drawn with replacement); * = the interval excludes 0.")
     return "\n".join(lines) + "\n"
+
+
+def _difference(diff: float, lo: float, hi: float) -> str:
+    mark = " *" if lo > 0 or hi < 0 else ""
+    return f"{short(diff, True)} [{short(lo, True)}, {short(hi, True)}]{mark}"

@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numba import njit, prange
 
 from dcinet.errors import DcinetError
 
@@ -62,10 +63,11 @@ class QueryBootstrap:
         key = (group, n)
         if key not in self._counts:
             rng = np.random.default_rng([self.seed, zlib.crc32(group.encode())])
-            draws = rng.integers(0, max(n, 1), size=(self.resamples, n))
-            draws += n * np.arange(self.resamples)[:, None]  # resample b counts in row b
-            self._counts[key] = np.bincount(draws.ravel(), minlength=self.resamples * n).reshape(
-                self.resamples, n).astype(np.float64)
+            draws = rng.integers(0, max(n, 1), size=(self.resamples, n), dtype=np.int32)
+            counts = np.empty((self.resamples, n))
+            for row, drawn in zip(counts, draws, strict=True):  # resample b counts in row b
+                row[:] = np.bincount(drawn, minlength=n)
+            self._counts[key] = counts
         return self._counts[key]
 
     def means(self, group: str, values: np.ndarray) -> np.ndarray:
@@ -88,21 +90,21 @@ class QueryBootstrap:
         """Resampled means of per-query values within each class.
 
         Args:
-            values: (N,) float per-query values; labels: (N,) their queries' class ids.
+            values: (N,) or (N, K) float per-query values; labels: (N,) their queries' class ids.
 
         Returns:
-            (C,) the classes (sorted, as ``np.unique``); (B, C) float64 mean of each class's
-            queries in each resample, NaN where a resample drew none of them (left out of
-            :meth:`interval`).
+            (C,) the classes (sorted, as ``np.unique``); (B, C) or (B, C, K) float64 mean of each
+            class's queries in each resample, NaN where a resample drew none of them (left out
+            of :meth:`interval`).
         """
         values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels)
-        order = np.argsort(labels, kind="stable")
-        classes, starts = np.unique(labels[order], return_index=True)
-        counts = self.counts(group, len(values))[:, order]
-        drawn = np.add.reduceat(counts, starts, axis=1)
-        sums = np.add.reduceat(counts * values[order], starts, axis=1)
+        classes, class_of = np.unique(labels, return_inverse=True)
+        drawn, sums = _class_sums(self.counts(group, len(values)), class_of.reshape(-1),
+                                  np.ascontiguousarray(values.reshape(len(values), -1)),
+                                  len(classes))
         with np.errstate(invalid="ignore", divide="ignore"):
-            return classes, np.where(drawn > 0, sums / drawn, np.nan)
+            means = np.where(drawn[..., None] > 0, sums / drawn[..., None], np.nan)
+        return classes, means.reshape(*drawn.shape, *values.shape[1:])
 
     def interval(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of resampled values.
@@ -122,6 +124,31 @@ class QueryBootstrap:
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column gives NaN
             lo, hi = np.nanpercentile(samples, quantiles, axis=0)
         return lo, hi
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _class_sums(counts, class_of, values, n_classes):
+    """Per resample and class, the queries drawn and the sums of their values, in one pass.
+
+    Args:
+        counts: (B, N) float64 multiplicities; class_of: (N,) int64 class index of each query;
+        values: (N, K) float64; n_classes: C.
+
+    Returns:
+        (B, C) float64 draws of each class's queries; (B, C, K) float64 sums of their values
+        (added in query order).
+    """
+    n_resamples, n = counts.shape
+    drawn = np.zeros((n_resamples, n_classes))
+    sums = np.zeros((n_resamples, n_classes, values.shape[1]))
+    for b in prange(n_resamples):
+        for i in range(n):
+            weight = counts[b, i]
+            if weight:
+                drawn[b, class_of[i]] += weight
+                for k in range(values.shape[1]):
+                    sums[b, class_of[i], k] += weight * values[i, k]
+    return drawn, sums
 
 
 def paired_difference(base: Sequence[Mapping[str, np.ndarray]],

@@ -152,13 +152,15 @@ class RetrievalResult:
             intervals[key] = {m: (float(a), float(b)) for m, a, b in zip(names, lo, hi,
                                                                           strict=True)}
         per_class = {}
-        for d, values in self.per_query.items():
-            modality = self.query_of[d]
-            classes, means = boot.class_means(modality, values["mAP"], self.query_labels[modality])
+        for modality, labels in self.query_labels.items():  # its directions in one pass
+            directions = [d for d, m in self.query_of.items() if m == modality]
+            classes, means = boot.class_means(
+                modality, np.stack([self.per_query[d]["mAP"] for d in directions], axis=1), labels)
             lo, hi = boot.interval(means)
-            per_class[d] = {self.class_name(c): (float(a), float(b))
-                            for c, a, b in zip(classes, lo, hi, strict=True)}
-        return intervals, per_class
+            for i, d in enumerate(directions):
+                per_class[d] = {self.class_name(c): (float(a), float(b))
+                                for c, a, b in zip(classes, lo[:, i], hi[:, i], strict=True)}
+        return intervals, {d: per_class[d] for d in self.per_query}
 
     # ---- reports -----------------------------------------------------------------------------
 

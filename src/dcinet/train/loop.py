@@ -26,7 +26,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +134,9 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
         raise DcinetError(f"CMSI mixes pairs of maps: the batch (batch_per_modality "
                           f"{cfg.batch_per_modality} x {len(modalities)} modalities = {batch}) "
                           f"must be even")
-    model = create_model(cfg, collection.num_classes, modalities)
+    restoring = resume and (run_dir / POINTER).exists()  # the checkpoint holds every weight
+    model = create_model(replace(cfg, pretrained=None) if restoring else cfg,
+                         collection.num_classes, modalities)
     if resume:
         check_resume(run_dir, cfg, collection)
     elif (run_dir / CONFIG_FILE).exists():

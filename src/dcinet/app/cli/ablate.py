@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dcinet.app.cli.options import add_inference, inference_from_args
 from dcinet.config import ABLATION_GRIDS, FORMATS
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbones", help="comma-separated timm names for --grid backbones "
                                        "(default: resnetv2_50x1_bit,vgg16,vgg19,vit_base_patch16_224)")
     p.add_argument("--quiet", action="store_true")
+    add_inference(p)
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=run)
 
@@ -34,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
         overrides["format"] = args.format
     cfg = load_config(args.config, overrides)
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else None
-    path = run_grid(args.grid, cfg, args.data, args.out, args.seeds, backbones, not args.quiet)
+    inference = inference_from_args(args)
+    path = run_grid(args.grid, cfg, args.data, args.out, args.seeds, backbones, not args.quiet,
+                    inference)
+    if not inference.dist.is_main:
+        return 0
     print(path.read_text())
     print(f"table: {path}\nloss curves: {path.with_name(args.grid + '_loss.png')}")
     return 0
