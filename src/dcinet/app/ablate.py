@@ -26,6 +26,7 @@ from dcinet.errors import DcinetError
 from dcinet.models.pretrained import timm_request
 from dcinet.retrieval.bootstrap import RESAMPLES, QueryBootstrap, paired_difference
 from dcinet.retrieval.evaluate import evaluate_run
+from dcinet.retrieval.features import Inference
 from dcinet.retrieval.result import RetrievalResult, short
 from dcinet.train.loop import train_or_resume
 from dcinet.train.plots import plot_curves
@@ -84,31 +85,43 @@ def _mean_std(values: list[float]) -> str:
 
 
 def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
-             backbones: list[str] | None = None, progress: bool = True) -> Path:
-    """Train and evaluate every entry of ``grid`` for ``seeds`` seeds; returns the table path."""
+             backbones: list[str] | None = None, progress: bool = True,
+             inference: Inference | None = None) -> Path:
+    """Train and evaluate every entry of ``grid`` for ``seeds`` seeds; returns the table path.
+
+    ``inference`` sets the device of training and evaluation, and the evaluation's batch size
+    and workers (default: the CPU). Under ``torchrun`` the ranks train and evaluate together;
+    rank 0 writes the table.
+    """
+    inference = inference or Inference()
+    # one process: its device; torchrun: each rank's own GPU (LOCAL_RANK)
+    device = inference.device.type if inference.dist.enabled else str(inference.device)
     if seeds < 1:
         raise DcinetError("--seeds must be >= 1")
+    entries = grid_entries(grid, cfg, backbones)  # refused settings leave no folder behind
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[RetrievalResult]] = {}
     curves: dict[str, list[tuple[int, float]]] = {}
-    for name, overrides in grid_entries(grid, cfg, backbones):
+    for name, overrides in entries:
         for seed in range(cfg.seed, cfg.seed + seeds):
             run_cfg = replace(cfg, **overrides, seed=seed).validate()
             run_dir = out / f"{name.replace('+', '_')}-s{seed}"
             if progress:
                 weights = f", pretrained={run_cfg.pretrained}" if run_cfg.pretrained else ""
                 print(f"== {grid}: {name}{weights}, seed {seed} -> {run_dir}", flush=True)
-            history = train_or_resume(run_cfg, data, run_dir, progress)
-            result = evaluate_run(run_dir, data, run_cfg.format)
-            results.setdefault(name, []).append(result)
-            result.save_per_query(run_dir / PER_QUERY_FILE)
+            history = train_or_resume(run_cfg, data, run_dir, progress, device)
+            result = evaluate_run(run_dir, data, run_cfg.format, inference=inference)
+            if result is not None:
+                results.setdefault(name, []).append(result)
+                result.save_per_query(run_dir / PER_QUERY_FILE)
             if seed == cfg.seed:
                 curves[name] = [(r["epoch"], r["loss"]) for r in history]
+    path = out / f"{grid}.md"
+    if not inference.dist.is_main:
+        return path
     rows = {name: [r.to_dict(per_class=False) for r in rs] for name, rs in results.items()}
     (out / f"{grid}.json").write_text(json.dumps(rows, indent=1))
-    table = format_grid_table(grid, rows, compare_to_baseline(results))
-    path = out / f"{grid}.md"
-    path.write_text(table)
+    path.write_text(format_grid_table(grid, rows, compare_to_baseline(results)))
     plot_curves(curves, out / f"{grid}_loss.png", f"total loss per model ({grid})", "L_sum")
     return path
 
