@@ -1,7 +1,8 @@
 """Paper-preset throughput on a CUDA GPU: training steps/s and evaluation time, and the projected
 time of the paper's 150 epochs on PKU FG-XMedia.
 
-Synthetic tensors of the paper's shapes (the preset's ResNet-50, BiT ResNetV2-50x1, 448 px, b = 8
+DCINet's step is timed against the plain shared network's (``interaction=none``: no CMSI / CMCI
+and no second pass through sub-module 2). Synthetic tensors of the paper's shapes (the preset's ResNet-50, BiT ResNetV2-50x1, 448 px, b = 8
 per modality x image/audio/text, AMP, channels_last) feed the real model and optimizer, so no
 dataset is needed. Epoch length is that of PKU FG-XMedia with our sampler: ceil(6,000 / 8) = 750
 steps (the largest modality, audio). Also timed: building the model with the preset's timm
@@ -19,6 +20,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -130,6 +132,8 @@ def main() -> None:
     cfg = load_config("paper", [*sizes, "pretrained=null"])  # the timing needs no weights
     times = train_step_times(cfg, device, args.steps, args.warmup)
     step = statistics.median(times)
+    plain = replace(cfg, interaction="none")  # the shared network alone: no CMSI / CMCI pass
+    plain_step = statistics.median(train_step_times(plain, device, args.steps, args.warmup))
     steps_per_epoch = math.ceil(max(PKU_TRAIN.values()) / cfg.batch_per_modality)
     epoch_s = step * steps_per_epoch
     evaluation = eval_seconds(cfg, device)
@@ -137,6 +141,7 @@ def main() -> None:
     out = {
         "device": name, "img_size": cfg.img_size, "batch": f"{cfg.batch_per_modality} x 3 modalities",
         "amp": cfg.amp and device.type == "cuda", "median_step_s": step,
+        "plain_median_step_s": plain_step, "dcinet_over_plain": step / plain_step,
         "samples_per_s": 3 * cfg.batch_per_modality / step, "steps_per_epoch": steps_per_epoch,
         "epoch_min": epoch_s / 60, "projected_150_epochs_h": epoch_s * cfg.epochs / 3600,
         "eval_encode_s": evaluation, "pretrained_load_s": load_s,
