@@ -10,6 +10,7 @@ import numpy as np
 
 from dcinet.data.check import check_collection
 from dcinet.data.readers import read_configured
+from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
 from dcinet.models.factory import TrainedModel, load_trained
 from dcinet.retrieval.bootstrap import RESAMPLES, check_resamples
@@ -68,6 +69,39 @@ def save_features(features: dict[str, ModalityFeatures], out_dir: Path,
         np.save(out_dir / f"{modality}_labels.npy", f.labels)
     if classes is not None:
         (out_dir / CLASSES_FILE).write_text(json.dumps(classes) + "\n")
+
+
+def load_features(features_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                list[str] | None]:
+    """Read what :func:`save_features` wrote.
+
+    Returns:
+        modality -> (N, D) features, modality -> (N,) labels (modalities in canonical order),
+        and the class names (None when ``classes.json`` is absent).
+
+    Raises:
+        DcinetError: no features there, a labels file is missing or a file is unreadable.
+    """
+    features, labels = {}, {}
+    for modality in MODALITIES:
+        path = Path(features_dir) / f"{modality}_features.npy"
+        if not path.exists():
+            continue
+        try:
+            features[modality] = np.load(path, allow_pickle=False)
+            labels[modality] = np.load(path.with_name(f"{modality}_labels.npy"), allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DcinetError(f"cannot read the saved {modality} features in {features_dir}: "
+                              f"{e}") from None
+    if not features:
+        raise DcinetError(f"no <modality>_features.npy in {features_dir} (write them with "
+                          f"dcinet evaluate --save-features DIR)")
+    names = Path(features_dir) / CLASSES_FILE
+    try:
+        classes = json.loads(names.read_text()) if names.exists() else None
+    except ValueError:
+        raise DcinetError(f"{names} is corrupt") from None
+    return features, labels, classes
 
 
 def run_features(path: Path, data_root: Path | None = None, fmt: str | None = None,

@@ -35,6 +35,8 @@ PROTOCOL = ("cosine similarity; every metric over the whole ranked gallery (ties
             "modality only) gallery = the other test items, query removed")
 
 KINDS = ("unimodal", "bimodal", "multimodal")
+Table = tuple[str, list[str], list[list[str]]]
+"""(title, header cells, rows of cells)."""
 AVERAGES = {"bimodal": "average_bimodal", "multimodal": "average_multimodal"}
 
 
@@ -192,11 +194,12 @@ class RetrievalResult:
                                           for d, ci in self.per_class_intervals.items()}
         return out
 
-    def to_markdown(self, model: str = "this run", per_class: bool = False) -> str:
-        """The paper's Tables 1 (bimodal) and 2 (multimodal) as Markdown, 3 decimals (with a
-        single modality first the unimodal table), then one table of every other metric per
-        kind of direction, and with ``per_class`` the AP of every class (worst first). With a
-        bootstrap every number carries its interval, ``.242 [.231, .253]``."""
+    def tables(self, model: str = "this run", per_class: bool = False) -> list[Table]:
+        """The report's tables as (title, header, rows): the paper's Tables 1 (bimodal) and 2
+        (multimodal), 3 decimals (with a single modality first the unimodal table), then one
+        table of every other metric per kind of direction, and with ``per_class`` the AP of
+        every class (worst first). With a bootstrap every number carries its interval,
+        ``.242 [.231, .253]``."""
         kinds = dict(zip(KINDS, (self.unimodal, self.bimodal, self.multimodal), strict=True))
         titles = {"unimodal": "Unimodal retrieval (mAP, query removed from its gallery)",
                   "bimodal": "Bimodal retrieval (mAP, cf. Table 1)",
@@ -206,39 +209,55 @@ class RetrievalResult:
             if names:
                 columns = [*names, *([AVERAGES[kind]] if kind in AVERAGES else [])]
                 header = ["Models", *names] + (["Average"] if kind in AVERAGES else [])
-                tables.append(_table(titles[kind], header, [[model, *(
-                    self._cell(c, "mAP") for c in columns)]]))
+                tables.append((titles[kind], header,
+                               [[model, *(self.cell(c, "mAP") for c in columns)]]))
         for kind, names in kinds.items():
             if names:
                 columns = [*names, *([AVERAGES[kind]] if kind in AVERAGES else [])]
                 header = ["Metric", *names] + (["Average"] if kind in AVERAGES else [])
-                rows = [[m, *(self._cell(c, m) for c in columns)] for m in self.metric_names[1:]]
-                tables.append(_table(f"Every metric, {kind} directions ({model})", header, rows))
+                rows = [[m, *(self.cell(c, m) for c in columns)] for m in self.metric_names[1:]]
+                tables.append((f"Every metric, {kind} directions ({model})", header, rows))
         if per_class:
             tables.append(self._per_class_table())
+        return tables
+
+    def notes(self) -> str:
+        """The sentence under the tables: test items per modality and the bootstrap."""
         counts = ", ".join(f"{m} {n}" for m, n in self.counts.items())
         notes = [f"Test items: {counts}."]
+        if self.multimodal:
+            notes.append("X2all galleries hold the query itself, usually its first result: "
+                         "R@K and P@K count it, as the mAP does.")
         if self.resamples:
             notes.append(f"[low, high]: {self.level:.0%} percentile bootstrap interval over the "
                          f"queries ({self.resamples} resamples, seed {self.seed}).")
-        tables.append(" ".join(notes))
-        return "\n\n".join(tables) + "\n"
+        return " ".join(notes)
 
-    def _cell(self, key: str, metric: str) -> str:
+    def to_markdown(self, model: str = "this run", per_class: bool = False) -> str:
+        """:meth:`tables` as Markdown, then :meth:`notes`."""
+        blocks = ["\n".join([f"**{title}**", "", "| " + " | ".join(header) + " |",
+                             "|" + "---|" * len(header),
+                             *("| " + " | ".join(row) + " |" for row in rows)])
+                  for title, header, rows in self.tables(model, per_class)]
+        return "\n\n".join([*blocks, self.notes()]) + "\n"
+
+    def cell(self, key: str, metric: str) -> str:
+        """A table cell: ``metric`` of a direction or average ``key``, 3 decimals, with its
+        interval when there is one (``.242 [.231, .253]``)."""
         value = {**self.metrics, **self.averages}[key][metric]
         if key not in self.intervals:
             return f"{value:.3f}"
         lo, hi = self.intervals[key][metric]
         return f"{short(value)} [{short(lo)}, {short(hi)}]"
 
-    def _per_class_table(self) -> str:
+    def _per_class_table(self) -> Table:
         names = list(self.per_query)
         classes = sorted(self.per_class[names[0]],
                          key=lambda c: np.mean([self.per_class[d].get(c, 0.0) for d in names]))
         rows = [[c, *(f"{self.per_class[d][c]:.3f}" if c in self.per_class[d] else ""
                       for d in names)] for c in classes]
-        return _table("AP per class (mean AP of the class's queries; worst first)",
-                      ["Class", *names], rows)
+        return ("AP per class (mean AP of the class's queries; worst first)", ["Class", *names],
+                rows)
 
     def to_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON; returns the path."""
@@ -311,12 +330,6 @@ def short(value: float, signed: bool = False) -> str:
     ``signed``)."""
     text = f"{value:+.3f}" if signed else f"{value:.3f}"
     return text.replace("0.", ".", 1) if text.lstrip("+-").startswith("0.") else text
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join([f"**{title}**", "", "| " + " | ".join(header) + " |",
-                      "|" + "---|" * len(header),
-                      *("| " + " | ".join(row) + " |" for row in rows)])
 
 
 def _writable(path: str | Path) -> Path:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from dcinet.errors import USER_ERROR_EXIT, DcinetError
 
-VERB_MODULES = ("data", "train", "evaluate", "ablate", "demo", "embed", "index", "search", "serve")
+VERB_MODULES = ("data", "train", "evaluate", "ablate", "demo", "embed", "index", "search", "serve",
+                "report")
 """Modules of ``dcinet.app.cli`` that register verbs, in the order shown by ``--help``."""
 
 
