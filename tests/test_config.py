@@ -128,6 +128,8 @@ BAD_VALUES: dict[str, list[object]] = {
     "deterministic": [None],
     "eval_feature": ["probs"],
     "log_every": [0, -1],
+    "val_fraction": [-0.1, 1.0, NAN, "0.2"],
+    "val_every": [-1, 1.5, True],
 }
 
 
@@ -182,3 +184,9 @@ def test_training_reads_the_configured_fgxmedia_lists(tmp_path: Path):
     assert collection.num_classes == 5 and len(collection.samples) == 4
     with pytest.raises(DcinetError):  # the default lists folder ROOT/list does not exist
         read_configured(root, dataclasses.replace(cfg, lists_dir=None))
+
+
+def test_holding_items_out_needs_validation():
+    with pytest.raises(DcinetError, match="'val_every' is 0"):
+        dataclasses.replace(Config(), val_fraction=0.2, val_every=0).validate()
+    assert dataclasses.replace(Config(), val_fraction=0.2, val_every=3).validate().val_every == 3

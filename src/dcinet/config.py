@@ -96,6 +96,9 @@ class Config:
     deterministic: bool = False
     eval_feature: str = "softmax"  # softmax | logits | embedding
     log_every: int = 20
+    # --- validation (dcinet.data.splits) and the best checkpoint ---
+    val_fraction: float = 0.0  # per-class share of train held out to validate (0: a val split)
+    val_every: int = 1  # validate every N epochs and after the last (0: never, no best checkpoint)
 
     def validate(self) -> Config:
         """Check every key against its rule in :data:`RULES`, then the keys that constrain each
@@ -114,6 +117,9 @@ class Config:
         if self.format != "fgxmedia" and (self.lists_dir is not None or self.num_classes is not None):
             raise DcinetError(f"config keys 'lists_dir' and 'num_classes' apply to format fgxmedia "
                               f"only, not {self.format!r}")
+        if self.val_fraction > 0 and self.val_every == 0:
+            raise DcinetError(f"config key 'val_every' is 0 (never validate), so val_fraction="
+                              f"{self.val_fraction} would hold training items out for nothing")
         if self.sampler == "class_aware" and self.batch_per_modality % self.samples_per_class:
             raise DcinetError(
                 f"config: batch_per_modality ({self.batch_per_modality}) must be a multiple of "
@@ -230,6 +236,8 @@ RULES: dict[str, Rule] = {
     "deterministic": _FLAG,
     "eval_feature": _one_of(FEATURES),
     "log_every": _COUNT,
+    "val_fraction": _number(0, 1, below_high=True),  # 1 would leave no training item
+    "val_every": _integer(0),
 }
 """The rule of every :class:`Config` key, checked by :meth:`Config.validate`."""
 

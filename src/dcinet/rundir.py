@@ -3,11 +3,15 @@
 A run directory holds:
 
 * ``config.yaml``: the resolved :class:`~dcinet.config.Config`;
-* ``run.json``: classes, modalities, dataset fingerprint, data root, what the data checks dropped;
-* ``metrics.csv`` and ``losses.png``: one row / point per epoch;
+* ``run.json``: classes, modalities, dataset fingerprint, data root, what the data checks dropped,
+  the validation items (``validation``: :func:`~dcinet.data.splits.hold_out_validation`);
+* ``metrics.csv`` and ``losses.png``: one row / point per epoch (``val_*`` columns and ``val.png``
+  on the epochs that validated);
 * per saved epoch ``E``: ``model-E.safetensors`` (weights; no code runs on load) and ``state-E.pt``
   (optimizer, scheduler, AMP scaler, epoch and RNG states, read with ``weights_only=True``);
 * ``checkpoint.json``: the pointer to the latest complete pair;
+* ``best-model.safetensors`` and ``best.json`` (its epoch, validation score and mAPs) in runs that
+  validate: the weights of the best validation score so far, kept beside the latest pair;
 * ``skipped.txt`` for ``--skip-bad`` runs.
 
 Everything here only reads, so that the library (:func:`dcinet.models.factory.load_trained`,
@@ -31,6 +35,10 @@ CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.csv"
 POINTER = "checkpoint.json"
+BEST_WEIGHTS = "best-model.safetensors"
+BEST_FILE = "best.json"
+CHECKPOINTS = ("last", "best")
+"""The checkpoints a run directory names (``--checkpoint``): its latest one, its best one."""
 
 
 def read_run(run_dir: Path) -> tuple[Config, dict]:
@@ -70,6 +78,43 @@ def read_pointer(run_dir: Path) -> dict:
     except (ValueError, KeyError, TypeError):
         raise DcinetError(f"checkpoint pointer {path} is corrupt") from None
     return pointer
+
+
+def read_best(run_dir: Path) -> dict | None:
+    """``best.json``: ``epoch``, ``score`` (what selects it, ``metric``), the validation mAPs and
+    the ``weights`` file name; None when the run has no best checkpoint."""
+    path = run_dir / BEST_FILE
+    try:
+        best = json.loads(path.read_text())
+        int(best["epoch"]), float(best["score"]), str(best["weights"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        raise DcinetError(f"best checkpoint record {path} is corrupt") from None
+    return best
+
+
+def resolve_checkpoint(run_dir: Path, which: str = "last") -> Path:
+    """The weights file ``which`` names in ``run_dir``: ``last`` (the pointer's), ``best``
+    (``best.json``'s) or a file (as given when it exists, else inside ``run_dir``).
+
+    Raises:
+        DcinetError: no checkpoint, no best checkpoint (the run did not validate), or no such file.
+    """
+    if which == "last":
+        return run_dir / read_pointer(run_dir)["weights"]
+    if which == "best":
+        best = read_best(run_dir)
+        if best is None:
+            raise DcinetError(f"{run_dir} has no best checkpoint (no {BEST_FILE}): the run did not "
+                              f"validate (val_fraction or a val split, and val_every > 0)")
+        return run_dir / best["weights"]
+    path = Path(which)
+    if not path.is_file():
+        path = run_dir / which
+    if not path.is_file():
+        raise DcinetError(f"checkpoint not found: {which} (nor {path}); use last, best or a file")
+    return path
 
 
 def load_weights(path: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

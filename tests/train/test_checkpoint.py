@@ -94,3 +94,32 @@ def test_corrupt_and_missing_files_are_named(tmp_path: Path):
     (tmp_path / "checkpoint.json").write_text(json.dumps({"epoch": 1}))
     with pytest.raises(DcinetError, match="corrupt"):
         read_pointer(tmp_path)
+
+
+def test_best_files_survive_every_save_and_a_crash_between_is_repaired(tmp_path: Path):
+    from dcinet.rundir import read_best
+    from dcinet.train.checkpoint import remove_leftovers, restore_best, save_best
+
+    best = {"epoch": 1, "score": 0.5, "metric": "val_score", "weights": "best-model.safetensors"}
+    save_checkpoint(tmp_path, _model(0), {"best": best}, epoch=1)
+    save_best(tmp_path, _model(0), best)
+    (tmp_path / ".best.json.tmp-1-abc").write_bytes(b"half")  # a save_best cut short
+    for epoch in (2, 3):
+        save_checkpoint(tmp_path, _model(epoch), {"best": best}, epoch=epoch)
+    assert read_best(tmp_path) == best and not (tmp_path / ".best.json.tmp-1-abc").exists()
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "model-3.safetensors", "state-3.pt", "checkpoint.json", "best-model.safetensors",
+        "best.json"}
+    assert remove_leftovers(tmp_path) == []
+    # a crash after the checkpoint of epoch 3, whose state names epoch 3 the best, before its
+    # save_best: the resume saves the checkpoint's weights as the best
+    newer = {**best, "epoch": 3, "score": 0.7}
+    restore_best(tmp_path, _model(3), newer, epoch=3)
+    assert read_best(tmp_path) == newer
+    weights = load_weights(tmp_path / "best-model.safetensors")
+    assert all(torch.equal(weights[k], v) for k, v in _model(3).state_dict().items())
+    restore_best(tmp_path, _model(9), newer, epoch=4)  # in agreement: nothing rewritten
+    assert torch.equal(load_weights(tmp_path / "best-model.safetensors")["0.weight"],
+                       weights["0.weight"])
+    with pytest.raises(DcinetError, match="best.json does not record"):
+        restore_best(tmp_path, _model(9), {**best, "epoch": 2}, epoch=4)

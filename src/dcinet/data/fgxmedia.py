@@ -20,8 +20,11 @@ from dcinet.data.reader_common import (
     strip_class_prefix,
     unsafe_path,
 )
-from dcinet.data.records import MODALITIES, SPLITS, Collection, Sample
+from dcinet.data.records import MODALITIES, Collection, Sample
 from dcinet.errors import DcinetError
+
+FGX_SPLITS: tuple[str, ...] = ("train", "test")
+"""The splits PKU FG-XMedia lists (``<modality>/<split>.txt``); it has no val list."""
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,12 @@ def read_fgxmedia_lists(root: Path | str, lists_dir: Path | str | None = None,
     lists = Path(lists_dir) if lists_dir is not None else root / "list"
     if not os.path.isdir(lists):
         raise DcinetError(f"FG-XMedia list folder not found: {lists}")
-    found = [m for m in MODALITIES if any(os.path.isfile(lists / m / f"{s}.txt") for s in SPLITS)]
+    found = [m for m in MODALITIES
+             if any(os.path.isfile(lists / m / f"{s}.txt") for s in FGX_SPLITS)]
     chosen = pick_modalities(found, modalities, lists)
     rows: list[FgxRow] = []
     for modality in chosen:
-        for split in SPLITS:
+        for split in FGX_SPLITS:
             list_path = lists / modality / f"{split}.txt"
             if os.path.isfile(list_path):
                 shown = _shown(list_path, root)

@@ -31,9 +31,9 @@ def read_folder(root: Path | str, modalities: list[str] | None = None,
 
     Classes are matched across modalities by folder name; label = position of the name in the
     sorted union of class names. Top-level files (``synth.json``) and hidden entries are ignored;
-    an unknown top-level folder, a split other than train/test, a stray file outside a class folder
-    or a sub-folder inside one (except for video, where a folder of frames is one sample) is a
-    ``layout`` problem.
+    an unknown top-level folder, a split other than train/val/test, a stray file outside a class
+    folder or a sub-folder inside one (except for video, where a folder of frames is one sample) is
+    a ``layout`` problem.
     """
     root = Path(root)
     require_root(root)

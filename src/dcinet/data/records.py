@@ -14,7 +14,9 @@ from pathlib import Path
 MODALITIES: tuple[str, ...] = ("image", "audio", "text", "video")
 """Known modalities, in the canonical order used for batching and tables."""
 
-SPLITS: tuple[str, ...] = ("train", "test")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+"""Known splits, in reading order (``val``: a layout's own validation split, see
+:mod:`dcinet.data.splits`)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Sample:
 
     Attributes:
         modality: one of :data:`MODALITIES`.
-        split: ``"train"`` or ``"test"``.
+        split: one of :data:`SPLITS`.
         label: 0-based class index into :attr:`Collection.classes`.
         class_name: the class's name (folder name, list-file class, CUB class).
         path: the media file (for video: a folder of frames); ``None`` for inline text.

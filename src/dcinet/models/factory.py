@@ -20,7 +20,7 @@ from dcinet.models.dcinet import DCINet
 from dcinet.models.fgcrossnet import FGCrossNet
 from dcinet.models.interaction import MixupSettings
 from dcinet.models.pretrained import load_pretrained
-from dcinet.rundir import load_weights, read_pointer, read_run
+from dcinet.rundir import load_weights, read_run, resolve_checkpoint
 
 
 def create_model(cfg: Config, num_classes: int, modalities: list[str],
@@ -90,8 +90,8 @@ class TrainedModel:
         cfg: the run's resolved config.
         classes: class names (``classes[label]``).
         modalities: modalities it was trained on, canonical order.
-        run_dir: the run directory.
-        weights: the weights file that was loaded.
+        run_dir: the run directory; weights: the weights file that was loaded (both None for a
+            model in training, being validated).
         info: the run's ``run.json``.
     """
 
@@ -99,22 +99,30 @@ class TrainedModel:
     cfg: Config
     classes: list[str]
     modalities: list[str]
-    run_dir: Path
-    weights: Path
+    run_dir: Path | None
+    weights: Path | None
     info: dict
 
 
-def load_trained(path: Path, device: str | torch.device = "cpu") -> TrainedModel:
-    """Load ``RUN_DIR`` (its latest checkpoint) or ``RUN_DIR/model-E.safetensors``, in eval mode.
+def load_trained(path: Path, device: str | torch.device = "cpu",
+                 checkpoint: str = "last") -> TrainedModel:
+    """Load ``RUN_DIR`` or ``RUN_DIR/<weights file>``, in eval mode.
 
+    Args:
+        checkpoint: of a run directory, ``last`` (its latest checkpoint), ``best`` (its best
+            validation score) or a weights file (:func:`~dcinet.rundir.resolve_checkpoint`).
     Raises:
-        DcinetError: no such run or file, or weights that do not fit the run's model.
+        DcinetError: no such run or file, no best checkpoint, a ``checkpoint`` with a weights
+            file, or weights that do not fit the run's model.
     """
     path = Path(path)
     if not path.exists():
         raise DcinetError(f"no such run directory or checkpoint: {path}")
     if path.is_dir():
-        run_dir, weights_path = path, path / read_pointer(path)["weights"]
+        run_dir, weights_path = path, resolve_checkpoint(path, checkpoint)
+    elif checkpoint != "last":
+        raise DcinetError(f"--checkpoint {checkpoint} needs a run directory, not the weights "
+                          f"file {path}")
     else:
         run_dir, weights_path = path.parent, path
     cfg, info = read_run(run_dir)

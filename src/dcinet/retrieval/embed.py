@@ -245,14 +245,15 @@ def _finish(out: Path, manifest: dict, modalities: dict[str, tuple[int, list[int
 
 def embed_run(run: Path, data_root: Path | None, out: Path, split: str = "test",
               feature: str | None = None, fmt: str | None = None, chunk_size: int = 1024,
-              inference: Inference | None = None, progress: bool = True) -> dict:
-    """``dcinet embed``: load a run (directory or checkpoint) onto the inference device, read
-    and check ``split`` of the dataset as ``evaluate`` does, then :func:`embed_samples`.
-    Returns the manifest."""
+              inference: Inference | None = None, progress: bool = True,
+              checkpoint: str = "last") -> dict:
+    """``dcinet embed``: load a run (directory or checkpoint; of a directory, its ``checkpoint``:
+    ``last``, ``best`` or a file) onto the inference device, read and check ``split`` of the
+    dataset as ``evaluate`` does, then :func:`embed_samples`. Returns the manifest."""
     from dcinet.models.factory import load_trained
     from dcinet.retrieval.evaluate import dataset_root, split_samples
     inference = inference or Inference()
-    trained = load_trained(Path(run), inference.device)
+    trained = load_trained(Path(run), inference.device, checkpoint)
     root = dataset_root(trained, data_root)
     samples = split_samples(trained, root, fmt, split)
     return embed_samples(trained, samples, out, root, split, feature, chunk_size, inference,

@@ -11,6 +11,7 @@ import numpy as np
 from dcinet.data.check import check_collection
 from dcinet.data.readers import read_configured
 from dcinet.data.records import MODALITIES
+from dcinet.data.splits import hold_out_validation
 from dcinet.errors import DcinetError
 from dcinet.models.factory import TrainedModel, load_trained
 from dcinet.retrieval.bootstrap import RESAMPLES, check_resamples
@@ -36,14 +37,19 @@ def dataset_root(trained: TrainedModel, data_root: Path | None) -> Path:
 def split_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None,
                  split: str = "test"):
     """The checked samples of ``split`` for the modalities the model knows, read from
-    :func:`dataset_root`.
+    :func:`dataset_root`; ``train`` and ``val`` as the run divided them
+    (:func:`~dcinet.data.splits.hold_out_validation`).
 
     Raises:
-        DcinetError: no such root, the dataset's classes differ from the run's, or a file is bad.
+        DcinetError: no such root, the dataset's classes (or, for ``train`` and ``val``, its
+            validation items) differ from the run's, or a file is bad.
     """
     root = dataset_root(trained, data_root)
     cfg = replace(trained.cfg, format=fmt or trained.cfg.format, modalities=trained.modalities)
-    collection = read_configured(root, cfg)
+    collection, validation = hold_out_validation(read_configured(root, cfg), cfg)
+    if split != "test" and validation != trained.info.get("validation"):
+        raise DcinetError(f"the validation items of {root} differ from those the run recorded "
+                          f"(run.json); use the data it was trained on")
     if collection.classes != trained.classes:
         raise DcinetError(
             f"the classes of {root} ({collection.num_classes}) differ from those the run was "
@@ -106,14 +112,16 @@ def load_features(features_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, 
 
 def run_features(path: Path, data_root: Path | None = None, fmt: str | None = None,
                  feature: str | None = None, inference: Inference | None = None,
-                 progress: bool = False) -> tuple[TrainedModel, dict[str, ModalityFeatures]]:
-    """The loaded run and its test features (every rank of a process group gets all of them).
+                 progress: bool = False, split: str = "test",
+                 checkpoint: str = "last") -> tuple[TrainedModel, dict[str, ModalityFeatures]]:
+    """The loaded run and its features of ``split`` (every rank of a process group gets all of
+    them).
 
     Args: as :func:`evaluate_run`.
     """
     inference = inference or Inference()
-    trained = load_trained(path, inference.device)
-    samples = split_samples(trained, data_root, fmt)
+    trained = load_trained(path, inference.device, checkpoint)
+    samples = split_samples(trained, data_root, fmt, split)
     return trained, extract_features(trained, samples, feature or trained.cfg.eval_feature,
                                      inference, progress=progress)
 
@@ -121,8 +129,10 @@ def run_features(path: Path, data_root: Path | None = None, fmt: str | None = No
 def evaluate_run(path: Path, data_root: Path | None = None, fmt: str | None = None,
                  feature: str | None = None, save_features_dir: Path | None = None,
                  inference: Inference | None = None, progress: bool = False,
-                 resamples: int = RESAMPLES, seed: int = 0) -> RetrievalResult | None:
-    """Evaluate a run directory or checkpoint on the test split with the paper's protocol.
+                 resamples: int = RESAMPLES, seed: int = 0, split: str = "test",
+                 checkpoint: str = "last") -> RetrievalResult | None:
+    """Evaluate a run directory or checkpoint on the test split (or ``split``: ``val``, the
+    items the run validated on) with the paper's protocol.
 
     Args:
         feature: ``softmax`` (default, the protocol behind the paper's numbers), ``logits`` or
@@ -130,13 +140,16 @@ def evaluate_run(path: Path, data_root: Path | None = None, fmt: str | None = No
         inference: device, batch size, workers, AMP, and the process group whose ranks share
             the items (default: one CPU process).
         resamples, seed: the bootstrap intervals (0 resamples: none).
+        checkpoint: of a run directory, ``last``, ``best`` or a weights file
+            (:func:`~dcinet.rundir.resolve_checkpoint`).
     Returns:
         The result; None on the ranks other than 0 of a process group (rank 0 computes the
         metrics and writes the features).
     """
     inference = inference or Inference()
     check_resamples(resamples)  # before the work
-    trained, feats = run_features(path, data_root, fmt, feature, inference, progress)
+    trained, feats = run_features(path, data_root, fmt, feature, inference, progress, split,
+                                  checkpoint)
     if not inference.dist.is_main:
         return None
     if save_features_dir is not None:

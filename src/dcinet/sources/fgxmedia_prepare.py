@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from dcinet.config import Config
 from dcinet.data.audio import PICTURE_SUFFIXES, read_audio, spectrogram_db, spectrogram_grey
-from dcinet.data.fgxmedia import read_fgxmedia_lists
+from dcinet.data.fgxmedia import FGX_SPLITS, read_fgxmedia_lists
 from dcinet.data.problems import DecodeError, Problem, format_problems
 from dcinet.data.reader_common import strip_class_prefix
-from dcinet.data.records import MODALITIES, SPLITS
+from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
 from dcinet.files import atomic_write_bytes
 
@@ -104,7 +104,7 @@ class PrepareReport:
                  f"{'modality':<9}{'split':<7}{'listed':>8}{'present':>9}{'missing':>9}"]
         for status in self.statuses:
             missing = Counter(m.split for m in status.missing)
-            for split in SPLITS:
+            for split in FGX_SPLITS:
                 n = status.listed[split]
                 lines.append(f"{status.modality:<9}{split:<7}{n:>8}{n - missing[split]:>9}{missing[split]:>9}")
         lines.append("extra files (present, not listed): "

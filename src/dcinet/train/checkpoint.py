@@ -6,6 +6,11 @@ state of its epoch are complete. A crash (even ``kill -9``) while writing leaves
 pointer, and so the previous checkpoint, intact; what it leaves behind (temporary files, a pair
 the pointer never named, an older pair not yet deleted) is removed by the next successful save,
 once the pointer has moved.
+
+A run that validates also keeps its best weights, ``best-model.safetensors`` with ``best.json``
+(:func:`save_best`), written after the checkpoint of their epoch, whose state records the same
+best (``state["best"]``); :func:`restore_best` repairs the pair on resume when a crash came in
+between. :func:`remove_leftovers` never deletes them.
 """
 
 from __future__ import annotations
@@ -21,11 +26,21 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
+from dcinet.errors import DcinetError
 from dcinet.files import atomic_write_bytes
-from dcinet.rundir import POINTER, load_state, load_weights, read_pointer
+from dcinet.rundir import (
+    BEST_FILE,
+    BEST_WEIGHTS,
+    POINTER,
+    load_state,
+    load_weights,
+    read_best,
+    read_pointer,
+)
 
 CHECKPOINT_FILE = re.compile(r"(model-\d+\.safetensors|state-\d+\.pt)")
-TEMP_FILE = re.compile(r"\.(model-\d+\.safetensors|state-\d+\.pt|checkpoint\.json)\.tmp-\d+(-\w+)?")
+TEMP_FILE = re.compile(r"\.(model-\d+\.safetensors|state-\d+\.pt|checkpoint\.json"
+                       r"|best-model\.safetensors|best\.json)\.tmp-\d+(-\w+)?")
 """Names of the checkpoint files and of their temporary files: ``.<name>.tmp-<pid>-<random>``
 from :func:`~dcinet.files.atomic_write_bytes`, or ``.<name>.tmp-<pid>`` as earlier versions
 named them."""
@@ -78,8 +93,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict, epoch: i
     """
     weights = run_dir / f"model-{epoch}.safetensors"
     state_file = run_dir / f"state-{epoch}.pt"
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(weights, save(tensors, metadata={"epoch": str(epoch)}))
+    atomic_write_bytes(weights, _weights_bytes(model, epoch))
     buffer = io.BytesIO()
     torch.save({**state, "epoch": epoch}, buffer)
     atomic_write_bytes(state_file, buffer.getvalue())
@@ -95,10 +109,46 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict, epoch: i
     return weights
 
 
+def _weights_bytes(model: torch.nn.Module, epoch: int) -> bytes:
+    """The safetensors bytes of ``model``'s weights (on the CPU), ``epoch`` in the metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return save(tensors, metadata={"epoch": str(epoch)})
+
+
+def save_best(run_dir: Path, model: torch.nn.Module, best: dict) -> None:
+    """Write ``model`` as the run's best weights, then ``best`` as ``best.json``.
+
+    Args:
+        model: the unwrapped model, holding the weights of epoch ``best["epoch"]``.
+        best: ``epoch``, ``score``, ``metric``, the validation mAPs and ``weights``
+            (:data:`~dcinet.rundir.BEST_WEIGHTS`); plain JSON data.
+    """
+    atomic_write_bytes(run_dir / BEST_WEIGHTS, _weights_bytes(model, int(best["epoch"])))
+    atomic_write_bytes(run_dir / BEST_FILE, json.dumps(best, indent=1).encode())
+
+
+def restore_best(run_dir: Path, model: torch.nn.Module, best: dict | None, epoch: int) -> None:
+    """Make the best files agree with ``best``, the best the checkpoint of ``epoch`` records.
+
+    A crash after that checkpoint and before its :func:`save_best` leaves an older ``best.json``;
+    the best is then epoch ``epoch`` itself, whose weights ``model`` holds, and it is saved again.
+
+    Raises:
+        DcinetError: ``best.json`` names another best and the checkpoint cannot restore it (the
+            files were changed by hand).
+    """
+    if best is None or read_best(run_dir) == best:
+        return
+    if int(best["epoch"]) != epoch:
+        raise DcinetError(f"{run_dir / BEST_FILE} does not record the best checkpoint this run "
+                          f"recorded (epoch {best['epoch']}, score {best['score']:.6g})")
+    save_best(run_dir, model, best)
+
+
 def remove_leftovers(run_dir: Path) -> list[Path]:
     """Delete checkpoint files the pointer does not name and checkpoint temporary files (what an
-    interrupted save leaves behind); returns the deleted paths. Call only with the pointer in
-    place and no save running."""
+    interrupted save leaves behind); returns the deleted paths. The best weights and
+    ``best.json`` are kept. Call only with the pointer in place and no save running."""
     pointer = read_pointer(run_dir)
     keep = {pointer["weights"], pointer["state"]}
     removed = []

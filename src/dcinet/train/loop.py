@@ -10,7 +10,9 @@
 3. :func:`train_one_epoch` per epoch: the model's ``forward`` returns ``{"loss": L_sum,
    "parts": {...}}``, which is backpropagated;
 4. :func:`end_epoch`: rank 0 appends the per-loss means to ``metrics.csv``, redraws ``losses.png``
-   (the paper's Fig. 5) and writes an atomic checkpoint.
+   (the paper's Fig. 5) and writes an atomic checkpoint; in a run with validation items
+   (:mod:`dcinet.data.splits`), every ``val_every`` epochs and after the last, it adds their mAPs
+   (:mod:`dcinet.train.validation`; ``val.png``) and keeps the best weights beside the latest.
 
 A run that fails before its first checkpoint removes what it wrote (never what an earlier run
 wrote), so the same command can simply be run again. ``resume=True`` continues bit-identically
@@ -37,7 +39,8 @@ from torch.utils.data import DataLoader
 from dcinet.config import Config, save_config
 from dcinet.data.dataset import build_train_loader, dropped_from_training, train_modalities
 from dcinet.data.readers import read_configured
-from dcinet.data.records import Collection
+from dcinet.data.records import Collection, Sample
+from dcinet.data.splits import hold_out_validation, validation_warnings
 from dcinet.distributed import (
     DistInfo,
     all_gather,
@@ -49,9 +52,17 @@ from dcinet.distributed import (
 from dcinet.errors import DcinetError
 from dcinet.models.factory import create_model
 from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics
-from dcinet.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dcinet.train.checkpoint import (
+    load_checkpoint,
+    restore_best,
+    rng_state,
+    save_best,
+    save_checkpoint,
+    set_rng_state,
+)
 from dcinet.train.plots import plot_curves
 from dcinet.train.runs import check_resume, write_metrics, write_run_info
+from dcinet.train.validation import checked_val_samples, improved_best, validate, validation_due
 
 
 @dataclass
@@ -72,6 +83,8 @@ class Prepared:
     loader: DataLoader
     skipped: list
     dropped: dict
+    validation: dict | None = None  # run.json's record of the validation items
+    val_samples: list[Sample] = field(default_factory=list)  # checked; [] = no validation
 
 
 @dataclass
@@ -84,6 +97,7 @@ class Trainer:
     scaler: torch.amp.GradScaler
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
+    best: dict | None = None  # best.json's record of the best validation score so far
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -128,6 +142,7 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
     """
     reader_problems: list = []
     collection = read_configured(data_root, cfg, reader_problems if cfg.skip_bad else None)
+    collection, validation = hold_out_validation(collection, cfg)
     modalities = train_modalities(collection, cfg)
     batch = cfg.batch_per_modality * len(modalities)
     if cfg.method == "dcinet" and "cmsi" in cfg.interaction and batch % 2:
@@ -138,13 +153,17 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
     model = create_model(replace(cfg, pretrained=None) if restoring else cfg,
                          collection.num_classes, modalities)
     if resume:
-        check_resume(run_dir, cfg, collection)
+        check_resume(run_dir, cfg, collection, validation)
     elif (run_dir / CONFIG_FILE).exists():
         raise DcinetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     loader, skipped = build_train_loader(collection, cfg, rank=dist.rank, world_size=dist.world_size,
                                          skip_bad=cfg.skip_bad, cache_dir=cache_dir)
     dropped = dropped_from_training(loader, collection.classes, cfg.text_len)
-    return Prepared(collection, modalities, model, loader, reader_problems + skipped, dropped)
+    val_samples, val_skipped = ([], [])
+    if validation is not None and cfg.val_every > 0:
+        val_samples, val_skipped = checked_val_samples(collection, modalities, cfg.skip_bad)
+    return Prepared(collection, modalities, model, loader, reader_problems + skipped + val_skipped,
+                    dropped, validation, val_samples)
 
 
 def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: DistInfo,
@@ -152,12 +171,12 @@ def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: Dis
     """Write a new run's records, or restore a resumed run's latest checkpoint."""
     barrier(dist)  # every rank has checked the run directory before rank 0 writes into it
     if dist.is_main and not resume:
-        write_run_info(run_dir, cfg, run.collection, run.modalities, run.dropped)
+        write_run_info(run_dir, cfg, run.collection, run.modalities, run.dropped, run.validation)
     if dist.is_main and run.skipped:
         (run_dir / "skipped.txt").write_text("".join(f"{p.format()}\n" for p in run.skipped))
         print(f"skipped {len(run.skipped)} bad files (listed in {run_dir / 'skipped.txt'})", flush=True)
     if dist.is_main and progress:
-        for line in _dropped_warnings(run.dropped):
+        for line in _dropped_warnings(run.dropped) + validation_warnings(run.validation):
             print(f"warning: {line} (recorded in {run_dir / 'run.json'})", flush=True)
     barrier(dist)
     model = run.model.to(dist.device)
@@ -202,6 +221,9 @@ def _restore(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo) -> No
     trainer.start_epoch = int(state["epoch"])
     rng = state["rng"]
     set_rng_state(rng[dist.rank] if dist.rank < len(rng) else rng[0])
+    trainer.best = state.get("best")
+    if dist.is_main:
+        restore_best(run_dir, trainer.model, trainer.best, trainer.start_epoch)
     trainer.history = [row for row in read_metrics(run_dir) if row["epoch"] <= trainer.start_epoch]
 
 
@@ -267,26 +289,42 @@ def train_one_epoch(model, loader, optimizer, scaler, cfg: Config, dist: DistInf
 
 
 def end_epoch(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo, epoch: int,
-              means: dict[str, float], seconds: float, progress: bool) -> None:
-    """Step the schedule, record the epoch's row and save the checkpoint (rank 0)."""
+              means: dict[str, float], seconds: float, progress: bool,
+              val: dict[str, float] | None = None) -> None:
+    """Step the schedule, record the epoch's row (with the validation scores ``val``, when it
+    validated) and save the checkpoint, then the best weights when ``val`` beats them (rank 0)."""
     lr = trainer.optimizer.param_groups[0]["lr"]
     trainer.scheduler.step()
-    row = {"epoch": epoch + 1, **means, "lr": lr, "seconds": seconds}
+    row = {"epoch": epoch + 1, **means, **(val or {}), "lr": lr, "seconds": seconds}
     trainer.history.append(row)
+    new_best = improved_best(trainer.best, val, epoch + 1) if val else None
+    trainer.best = new_best or trainer.best
     states = _gather_rng(dist)
     if dist.is_main:
         history = trainer.history
         write_metrics(run_dir, history)
-        plot_curves({k: [(r["epoch"], r[k]) for r in history if k in r] for k in means},
-                    run_dir / "losses.png", f"{cfg.method} losses")
+        _plot(history, means, cfg, run_dir)
         state = {"optimizer": trainer.optimizer.state_dict(),
                  "scheduler": trainer.scheduler.state_dict(),
-                 "scaler": trainer.scaler.state_dict(), "rng": states}
+                 "scaler": trainer.scaler.state_dict(), "rng": states, "best": trainer.best}
         save_checkpoint(run_dir, trainer.model, state, epoch + 1)
+        if new_best:
+            save_best(run_dir, trainer.model, new_best)
         if progress:
-            parts = " ".join(f"{k} {v:.4f}" for k, v in means.items())
-            print(f"epoch {epoch + 1}/{cfg.epochs} {parts} ({seconds:.1f}s)", flush=True)
+            parts = " ".join(f"{k} {v:.4f}" for k, v in {**means, **(val or {})}.items())
+            print(f"epoch {epoch + 1}/{cfg.epochs} {parts} ({seconds:.1f}s)"
+                  f"{' best' if new_best else ''}", flush=True)
     barrier(dist)
+
+
+def _plot(history: list[dict], loss_keys, cfg: Config, run_dir: Path) -> None:
+    """``losses.png`` (the curves of ``loss_keys``) and, once the run validated, ``val.png``."""
+    val_keys = [k for k in dict.fromkeys(k for r in history for k in r) if k.startswith("val_")]
+    for keys, name, title, ylabel in ((list(loss_keys), "losses.png", "losses", "loss"),
+                                      (val_keys, "val.png", "validation", "mAP")):
+        if keys:
+            plot_curves({k: [(r["epoch"], r[k]) for r in history if k in r] for k in keys},
+                        run_dir / name, f"{cfg.method} {title}", ylabel)
 
 
 def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progress: bool = True,
@@ -313,8 +351,12 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
             run.loader.generator.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + dist.rank)  # workers
             means = train_one_epoch(net, run.loader, trainer.optimizer, trainer.scaler, cfg, dist,
                                     epoch, progress)
-            end_epoch(trainer, cfg, run_dir, dist, epoch, means, time.perf_counter() - started,
-                      progress)
+            seconds = time.perf_counter() - started
+            val = None
+            if run.val_samples and validation_due(cfg, epoch):
+                val = validate(trainer.model, cfg, run.collection.classes, run.modalities,
+                               run.val_samples, dist)
+            end_epoch(trainer, cfg, run_dir, dist, epoch, means, seconds, progress, val)
     return FitResult(run_dir, trainer.model, trainer.history, run.skipped)
 
 

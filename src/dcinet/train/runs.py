@@ -3,45 +3,31 @@ per-epoch metrics, and the checks that make ``--resume`` safe."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import fields
 from pathlib import Path
 
 from dcinet.config import Config, save_config
 from dcinet.data.records import Collection
+from dcinet.data.splits import split_fingerprint
 from dcinet.errors import DcinetError
 from dcinet.files import atomic_write_bytes
 from dcinet.rundir import CONFIG_FILE, METRICS_FILE, RUN_FILE, read_run
 
-RESUME_MUTABLE = frozenset({"epochs", "num_workers", "log_every"})
+RESUME_MUTABLE = frozenset({"epochs", "num_workers", "log_every", "val_every"})
 """Config keys a resumed run may change (raising ``epochs`` extends a run: the lr schedule is
-re-planned over the new total, see :func:`dcinet.train.loop.lr_factor`)."""
-
-
-def dataset_fingerprint(collection: Collection, split: str = "train") -> dict:
-    """A summary that changes whenever the training data changes: classes, and every training
-    file's relative path, label and size in bytes (sizes catch regenerated or replaced files
-    without reading their contents)."""
-    digest = hashlib.sha256()
-    digest.update("\n".join(collection.classes).encode())
-    samples = collection.select(split=split)
-    root = collection.root
-    for s in sorted(samples, key=lambda s: (s.modality, str(s.path), s.label)):
-        path = s.path.relative_to(root) if (root and s.path and s.path.is_relative_to(root)) else s.path
-        size = s.path.stat().st_size if s.path is not None and s.path.is_file() else -1
-        digest.update(f"{s.modality}\t{path}\t{s.label}\t{size}\n".encode())
-    counts = {m: len(collection.select(split=split, modality=m)) for m in collection.modalities}
-    return {"format": collection.format, "num_classes": collection.num_classes, "counts": counts,
-            "digest": digest.hexdigest()}
+re-planned over the new total, see :func:`dcinet.train.loop.lr_factor`; validation leaves the
+RNG streams as it found them, so ``val_every`` changes only which epochs are scored)."""
 
 
 def write_run_info(run_dir: Path, cfg: Config, collection: Collection, modalities: list[str],
-                   dropped: dict | None = None) -> dict:
+                   dropped: dict | None = None, validation: dict | None = None) -> dict:
     """Write ``config.yaml`` and ``run.json`` for a new run; returns the run info.
 
     Args:
         dropped: what the training data checks left out or shortened (recorded as ``dropped``).
+        validation: the record of the validation items
+            (:func:`~dcinet.data.splits.hold_out_validation`; None: there are none).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / CONFIG_FILE)
@@ -49,15 +35,18 @@ def write_run_info(run_dir: Path, cfg: Config, collection: Collection, modalitie
         "classes": collection.classes,
         "modalities": modalities,
         "data_root": str(collection.root) if collection.root else None,
-        "dataset": dataset_fingerprint(collection),
+        "dataset": split_fingerprint(collection),
         "dropped": dropped or {},
+        "validation": validation,
     }
     atomic_write_bytes(run_dir / RUN_FILE, json.dumps(info, indent=1).encode())
     return info
 
 
-def check_resume(run_dir: Path, cfg: Config, collection: Collection) -> None:
-    """Refuse to resume a run made with another dataset or model configuration."""
+def check_resume(run_dir: Path, cfg: Config, collection: Collection,
+                 validation: dict | None = None) -> None:
+    """Refuse to resume a run made with another dataset, validation items or model
+    configuration (``validation``: as for :func:`write_run_info`)."""
     saved_cfg, info = read_run(run_dir)
     changed = [
         f.name for f in fields(Config)
@@ -66,11 +55,13 @@ def check_resume(run_dir: Path, cfg: Config, collection: Collection) -> None:
     if changed:
         detail = ", ".join(f"{k}: {getattr(saved_cfg, k)!r} -> {getattr(cfg, k)!r}" for k in changed)
         raise DcinetError(f"cannot resume {run_dir}: its configuration differs ({detail})")
-    if info.get("dataset") != dataset_fingerprint(collection):
-        raise DcinetError(
-            f"cannot resume {run_dir}: it was trained on different data "
-            f"(saved {info.get('dataset', {}).get('counts')}, now {dataset_fingerprint(collection)['counts']})"
-        )
+    now = split_fingerprint(collection)
+    if info.get("dataset") != now:
+        raise DcinetError(f"cannot resume {run_dir}: it was trained on different data "
+                          f"(saved {info.get('dataset', {}).get('counts')}, now {now['counts']})")
+    if info.get("validation") != validation:
+        raise DcinetError(f"cannot resume {run_dir}: its validation items differ from those "
+                          f"{RUN_FILE} records")
     if cfg.epochs < saved_cfg.epochs:
         raise DcinetError(f"cannot resume {run_dir} with fewer epochs ({cfg.epochs} < {saved_cfg.epochs})")
 

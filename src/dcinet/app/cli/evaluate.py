@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dcinet.app.cli.options import add_bootstrap, add_inference, inference_from_args
+from dcinet.app.cli.options import add_bootstrap, add_checkpoint, add_inference, inference_from_args
 from dcinet.config import FEATURES, FORMATS
+from dcinet.data.records import SPLITS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
     p.add_argument("--data", type=Path, help="dataset root (default: the one the run was trained on)")
     p.add_argument("--format", choices=FORMATS)
+    add_checkpoint(p)
+    p.add_argument("--split", default="test", choices=SPLITS,
+                   help="default test; train and val as the run divided them (val: the items "
+                        "it validated on)")
     p.add_argument("--feature", choices=FEATURES,
                    help="retrieval feature (default: the run's eval_feature, softmax)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
@@ -35,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     inference = inference_from_args(args)
     result = evaluate_run(args.run, args.data, args.format, args.feature, args.save_features,
                           inference, progress=True, resamples=args.bootstrap,
-                          seed=args.bootstrap_seed)
+                          seed=args.bootstrap_seed, split=args.split,
+                          checkpoint=args.checkpoint)
     if result is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     print(result.to_markdown(per_class=args.per_class))

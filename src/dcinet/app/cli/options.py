@@ -14,6 +14,13 @@ def add_device(p: argparse.ArgumentParser) -> None:
                         "process takes GPU LOCAL_RANK)")
 
 
+def add_checkpoint(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint best|last|FILE``: which weights of a run directory (default last)."""
+    p.add_argument("--checkpoint", default="last", metavar="best|last|FILE",
+                   help="of a run directory: last (its latest checkpoint, default), best (its best "
+                        "validation score) or a weights file")
+
+
 def add_inference(p: argparse.ArgumentParser) -> None:
     """:func:`add_device` plus the inference batch size, decoding workers and AMP switch."""
     add_device(p)
