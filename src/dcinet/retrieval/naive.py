@@ -4,7 +4,7 @@ The style of the reference evaluations (sort, then a Python loop over the rankin
 labels one item at a time): slow and obviously right. The definitions are those of
 :mod:`dcinet.retrieval.metrics`, written out again from the ranking itself.
 Tests and the benchmark compare :mod:`dcinet.retrieval.metrics` against it; it shares only the
-score computation (:func:`~dcinet.retrieval.scores.l2_normalize`,
+default cut-offs K and the score computation (:func:`~dcinet.retrieval.scores.l2_normalize`,
 :func:`~dcinet.retrieval.scores.normalized_scores`), so both rank exactly the same float scores.
 """
 
@@ -64,7 +64,7 @@ def ranked_metrics(order: np.ndarray, gallery_labels: np.ndarray, query_label: o
     out = {"mAP": ranked_average_precision(order, gallery_labels, query_label),
            "mAP@R": precision_at_r / r if r else 0.0}
     out.update({f"R@{k}": float(any(relevant[:k])) for k in ks})
-    out.update({f"P@{k}": sum(relevant[:k]) / min(k, len(order)) if relevant else 0.0
+    out.update({f"P@{k}": sum(relevant[:k]) / min(k, len(order)) if len(order) else 0.0
                 for k in ks})
     return out
 
