@@ -115,6 +115,7 @@ BAD_VALUES: dict[str, list[object]] = {
     "sampler": ["balanced"],
     "samples_per_class": [0],
     "num_workers": [-1],
+    "decoded_cache_mb": [-1, 1.5],
     "skip_bad": ["yes", 1, None],
     "lr": [0, -0.1, INF],
     "momentum": [-0.1, 1.0],
@@ -145,7 +146,7 @@ def test_every_key_refuses_its_bad_values_in_one_line_naming_the_key():
 def test_edge_values_are_accepted():
     edges = {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "mix_prob": 0.0, "switch_prob": 0.0,
              "momentum": 0.0, "weight_decay": 0.0, "w_modal": 0.0, "w_dual": 0.0,
-             "label_smoothing": 0.0, "num_workers": 0, "cub_train_flag": 0,
+             "label_smoothing": 0.0, "num_workers": 0, "decoded_cache_mb": 0, "cub_train_flag": 0,
              "cutmix_minmax": [0.5, 0.5], "seed": 2**32 - 1, "lr": 1e-9}
     assert dataclasses.replace(Config(), **edges).validate().seed == 2**32 - 1
 

@@ -81,6 +81,7 @@ class Config:
     sampler: str = "random"  # random | class_aware (P classes x K per modality)
     samples_per_class: int = 2  # K of the class-aware sampler
     num_workers: int = 2
+    decoded_cache_mb: int = 512  # MiB: training tensors decoded once and kept in memory if they fit
     skip_bad: bool = False
     # --- optimisation (§4.2) ---
     lr: float = 0.001
@@ -223,6 +224,7 @@ RULES: dict[str, Rule] = {
     "sampler": _one_of(SAMPLERS),
     "samples_per_class": _COUNT,
     "num_workers": _integer(0),
+    "decoded_cache_mb": _integer(0),  # 0: decode every sample at every step
     "skip_bad": _FLAG,
     "lr": _number(0, above_low=True),
     "momentum": _number(0, 1, below_high=True),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -100,3 +102,43 @@ def test_train_modalities(folder_tree, media):
         train_modalities(coll, tiny_cfg(modalities=["smell"]))
     with pytest.raises(DcinetError, match="no 'audio' samples"):
         train_modalities(read_folder(folder_tree, modalities=["image", "text"]), tiny_cfg(modalities=["audio"]))
+
+
+def _epochs(loader, epochs: int = 2) -> list[dict]:
+    batches = []
+    for epoch in range(epochs):
+        loader.batch_sampler.set_epoch(epoch)
+        batches += list(loader)
+    return batches
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_decoded_tensors_kept_in_memory_give_the_same_batches(folder_tree, tmp_path, workers):
+    coll = read_folder(folder_tree)
+    cfg = tiny_cfg(sampler="class_aware", num_workers=workers)
+    decoding, _ = build_train_loader(coll, replace(cfg, decoded_cache_mb=0), cache_dir=tmp_path)
+    keeping, _ = build_train_loader(coll, cfg, cache_dir=tmp_path)
+    assert decoding.dataset.decoded == {} and len(keeping.dataset.decoded) == 18
+    expected = _epochs(decoding)
+    for sample in coll.samples:
+        sample.path.unlink()  # what is kept needs no file any more
+    got = _epochs(keeping)
+    assert len(got) == len(expected) == 6
+    for a, b in zip(got, expected, strict=True):
+        for part in ("inputs", "labels", "index"):
+            assert all(torch.equal(a[part][m], b[part][m]) for m in ("image", "audio", "text"))
+
+
+def test_decoded_tensors_kept_only_when_all_fit_and_never_video_frames(folder_tree, media, tmp_path):
+    media.png(folder_tree / "video/train/crow/clip/0.png")
+    samples = [s for s in read_folder(folder_tree).samples if s.split == "train"]
+    decoder = SampleDecoder(tiny_cfg(), cache_dir=tmp_path)
+    dataset = SampleDataset(samples, decoder)
+    size = sum(decoder.tensor_bytes(s.modality) for s in samples if s.modality != "video")
+    assert not dataset.keep_decoded((size - 1) / 2**20) and dataset.decoded == {}
+    assert dataset.keep_decoded(size / 2**20)
+    assert sorted(dataset.decoded) == [i for i, s in enumerate(samples) if s.modality != "video"]
+    assert all(torch.equal(dataset.decoded[i], decoder.load(samples[i])) for i in dataset.decoded)
+    assert all(dataset.decoded[i].nbytes == decoder.tensor_bytes(samples[i].modality)
+               for i in dataset.decoded)
+    assert len(samples) == 19 and samples[-1].modality == "video"

@@ -32,6 +32,8 @@ class SampleDataset(Dataset):
     ``(sampler.seed, sampler.epoch, i)``, so it changes every epoch and is the same on every run
     and every DataLoader worker (workers copy the dataset, with the sampler's epoch, when an epoch's
     iteration starts, i.e. after ``set_epoch``). Without one (evaluation) it is the middle frame.
+
+    After :meth:`keep_decoded` the other samples come from memory: the same tensors, decoded once.
     """
 
     def __init__(self, samples: Sequence[Sample], loader: SampleDecoder,
@@ -39,12 +41,29 @@ class SampleDataset(Dataset):
         self.samples = list(samples)
         self.loader = loader
         self.sampler = sampler
+        self.decoded: dict[int, torch.Tensor] = {}
+
+    def keep_decoded(self, budget_mib: float) -> bool:
+        """Decode every sample except videos (whose training frame changes every epoch) now and
+        keep the tensors, if all of them fit in ``budget_mib`` MiB; otherwise keep nothing.
+
+        DataLoader workers started afterwards share the tensors (fork) or get a copy (spawn), so
+        the files are decoded once per run instead of once per epoch. Returns whether it kept them.
+        """
+        kept = [i for i, s in enumerate(self.samples) if s.modality != "video"]
+        size = sum(self.loader.tensor_bytes(self.samples[i].modality) for i in kept)
+        if not kept or size > budget_mib * 2**20:
+            return False
+        self.decoded = {i: self.loader.load(self.samples[i]) for i in kept}
+        return True
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> Item:
         sample = self.samples[index]
+        if index in self.decoded:
+            return self.decoded[index], sample.label, index
         key = None
         if sample.modality == "video" and self.sampler is not None:
             key = (self.sampler.seed, self.sampler.epoch, index)
@@ -119,7 +138,9 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
     Batches come from :class:`MultiModalBatchSampler` (``cfg.batch_per_modality``, ``cfg.sampler``,
     ``cfg.samples_per_class``, ``cfg.seed``); call ``loader.batch_sampler.set_epoch(epoch)`` before
     each epoch (it also selects each video clip's training frame). Each batch is
-    :func:`collate_by_modality`'s dict.
+    :func:`collate_by_modality`'s dict. When the split's decoded tensors fit in
+    ``cfg.decoded_cache_mb`` MiB they are decoded here, once, and kept in memory
+    (:meth:`SampleDataset.keep_decoded`).
 
     Returns:
         ``(loader, skipped problems)`` (the list is empty when the data is clean).
@@ -141,7 +162,9 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
                                      class_aware=cfg.sampler == "class_aware",
                                      samples_per_class=cfg.samples_per_class, rank=rank,
                                      world_size=world_size)
-    loader = DataLoader(SampleDataset(kept, SampleDecoder(cfg, cache_dir), sampler), batch_sampler=sampler,
+    dataset = SampleDataset(kept, SampleDecoder(cfg, cache_dir), sampler)
+    dataset.keep_decoded(cfg.decoded_cache_mb)
+    loader = DataLoader(dataset, batch_sampler=sampler,
                         collate_fn=partial(collate_by_modality, modalities=sampler.modalities),
                         num_workers=cfg.num_workers, persistent_workers=False,
                         worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(cfg.seed + rank),

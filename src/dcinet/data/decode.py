@@ -74,6 +74,11 @@ class SampleDecoder:
             return load_video_frame(Path(source), self.img_size, self.resize, frame_key)
         raise DcinetError(f"unknown modality {modality!r} (supported: {', '.join(MODALITIES)})")
 
+    def tensor_bytes(self, modality: str) -> int:
+        """Bytes of one tensor :meth:`decode` returns for ``modality`` (one frame for video):
+        float32 ``(3, img_size, img_size)``, or int64 ``(text_len,)`` for text."""
+        return self.text_len * 8 if modality == "text" else 3 * self.img_size**2 * 4
+
     def load(self, sample: Sample, frame_key: tuple[int, ...] | None = None) -> torch.Tensor:
         """:meth:`decode` of a sample's file (or inline text), with the sample's list line
         appended to any error message."""
