@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcinet.retrieval.index import build_faiss, normalized
+from dcinet.retrieval.backends.faiss import build_faiss
+from dcinet.retrieval.gallery import normalized
 
 SPREAD = 1.5
 """Per-coordinate spread of the mixture around unit-variance centres: clusters overlap, so ivf
@@ -66,11 +67,13 @@ def bench_search(index_dir: Path, repeats: int) -> dict:
     from dcinet.retrieval.search import Searcher
 
     searcher = Searcher(index_dir)
-    out = {"index": str(index_dir), "gallery": searcher.index.info["counts"],
+    counts = searcher.gallery.info["counts"]
+    out = {"index": str(index_dir), "gallery": counts,
            "backbone": searcher.trained.cfg.backbone, "img_size": searcher.trained.cfg.img_size,
            "feature": searcher.feature, "per_modality": {}}
     for modality in searcher.query_modalities:
-        rows = searcher.index.metadata.get(modality, [])[:32]
+        rows = [searcher.gallery.item(modality, row)
+                for row in range(min(32, counts.get(modality, 0)))]
         queries = [r["text"] if modality == "text" else Path(r["path"]).read_bytes() for r in rows]
         if not queries:
             continue

@@ -106,12 +106,12 @@ def bombs() -> dict[str, bytes]:
 def build_probes(index_dir: Path, decoy_dir: Path, max_upload_mb: float) -> list[Probe]:
     """Valid searches (gallery files and texts of the index as queries, uploaded under path-like
     names that point into ``decoy_dir``, where nothing may appear) and invalid requests."""
-    from dcinet.retrieval.index import load_index
+    from dcinet.retrieval.index import open_gallery
 
-    meta = load_index(index_dir).metadata
-    image = Path(meta["image"][0]["path"]).read_bytes()
-    audio = Path(meta["audio"][1]["path"]).read_bytes()
-    text = meta["text"][2]["text"]
+    gallery = open_gallery(index_dir)
+    image = Path(gallery.item("image", 0)["path"]).read_bytes()
+    audio = Path(gallery.item("audio", 1)["path"]).read_bytes()
+    text = gallery.item("text", 2)["text"]
     names = ["../" * 12 + "etc/passwd", str(decoy_dir / "absolute.png"), "..\\..\\win.ini",
              "nul\x00byte.png", "../" * 3 + "escaped.png"]
     valid = [

@@ -5,34 +5,42 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temporary file beside it, then rename.
+def atomic_write_file(path: Path, write: Callable[[Path], None], durable: bool = True) -> None:
+    """Have ``write(tmp)`` fill a temporary file beside ``path``, then rename it to ``path``.
 
-    The temporary file is ``.<name>.tmp-<pid>-<random>`` (unique, so concurrent writers of the
-    same path never share one) and is removed if the write fails; the parent folder is created.
+    For writers that take a file name (``faiss.write_index``) or stream large contents. The
+    temporary file is ``.<name>.tmp-<pid>-<random>`` (unique, so concurrent writers of the same
+    path never share one) and is removed if the write fails; the parent folder is created.
 
     Args:
         durable: flush the bytes to disk (``fsync``) before the rename, for files a crash must not
             leave empty (run records, pointers); ``False`` for caches that can be recomputed.
     Raises:
-        OSError: the folder or the file cannot be written.
+        OSError: the folder or the file cannot be written (and whatever ``write`` raises).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
+        write(Path(tmp))
+        if durable:
+            with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, then rename
+    (:func:`atomic_write_file`)."""
+    atomic_write_file(path, lambda tmp: tmp.write_bytes(data), durable)
 
 
 def atomic_save_npy(path: Path, array, durable: bool = False) -> None:

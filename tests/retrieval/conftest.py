@@ -1,5 +1,6 @@
 """Session fixtures of the retrieval product tests: a 1-epoch run on the tiny built-in dataset,
-its test-split embeddings and a flat index (built once per session, under pytest's base temp)."""
+its test-split embeddings and a flat index of each backend (built once per session, under
+pytest's base temp; the Milvus one skipped where Milvus Lite is not installed)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,23 @@ def tiny_index(tiny_embeddings: Path) -> Path:
     if not (out / "index.json").exists():
         build_index(tiny_embeddings, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_milvus_index(tiny_embeddings: Path) -> Path:
+    """A flat Milvus Lite index over every modality of ``tiny_embeddings``."""
+    pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed "
+                                              "(pip install 'dcinet[milvus]')")
+    from dcinet.retrieval.index import build_index
+
+    out = tiny_embeddings.parent / "milvus-index"
+    if not (out / "index.json").exists():
+        build_index(tiny_embeddings, out, backend="milvus")
+    return out
+
+
+@pytest.fixture(scope="session", params=["faiss", "milvus"])
+def backend_index(request) -> Path:
+    """``tiny_index`` and ``tiny_milvus_index`` in turn."""
+    name = "tiny_index" if request.param == "faiss" else "tiny_milvus_index"
+    return request.getfixturevalue(name)

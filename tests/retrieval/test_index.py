@@ -1,4 +1,5 @@
-"""FAISS indexes: flat search equals brute-force cosine ranking; ivf; memory-mapped loading."""
+"""Indexes: FAISS flat search equals brute-force cosine ranking; ivf, ivfpq; memory-mapped loading;
+a gallery of either backend ranks as brute force."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 
 from dcinet.app.cli import main
 from dcinet.errors import DcinetError
+from dcinet.retrieval.backends.faiss import build_faiss
 from dcinet.retrieval.embed import load_embeddings
-from dcinet.retrieval.index import build_faiss, build_index, default_nlist, load_index, normalized
+from dcinet.retrieval.gallery import default_nlist, normalized
+from dcinet.retrieval.index import build_index, open_gallery
 
 
 def brute_force(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,23 +63,23 @@ def test_default_nlist_keeps_39_training_vectors_per_cell():
     assert all(39 * default_nlist(n) <= n for n in range(39, 20000, 997))
 
 
-def test_index_of_embeddings_matches_brute_force_per_modality(tiny_embeddings, tiny_index):
-    loaded = load_index(tiny_index)
-    assert loaded.modalities == ["image", "audio", "text"]
+def test_index_of_embeddings_matches_brute_force_per_modality(tiny_embeddings, backend_index):
+    loaded = open_gallery(backend_index)
     assert loaded.info["kind"] == "flat" and loaded.info["counts"] == {"image": 8, "audio": 8, "text": 8}
     queries, _ = load_embeddings(tiny_embeddings, "image")
-    for modality in loaded.modalities:
+    for modality in loaded.info["counts"]:
         gallery, metadata = load_embeddings(tiny_embeddings, modality)
-        assert loaded.metadata[modality] == metadata
+        assert [loaded.item(modality, row) for row in range(8)] == metadata
         for q in queries:
-            hits = loaded.lookup(q, 5, modality)
+            hits = loaded.lookup(normalized(q[None])[0], 5, [modality])
             want_scores, _ = brute_force(q[None], np.asarray(gallery), 5)
             # softmax features of a 1-epoch model nearly tie: compare scores, and each id's score
             np.testing.assert_allclose([s for s, _ in hits], want_scores[0], atol=1e-5)
             exact = brute_force(q[None], np.asarray(gallery), 8)
             by_id = dict(zip(exact[1][0].tolist(), exact[0][0].tolist(), strict=True))
-            for score, row in hits:
-                assert score == pytest.approx(by_id[row], abs=1e-5)
+            for score, item in hits:
+                assert item["modality"] == modality
+                assert score == pytest.approx(by_id[item["row"]], abs=1e-5)
 
 
 def test_index_files_are_memory_mapped_and_record_their_run(tiny_index):
@@ -92,12 +95,12 @@ def test_ivf_index_cli_records_cells_and_nprobe_override(tiny_embeddings, tmp_pa
     assert main(["index", str(tiny_embeddings), "--out", str(out), "--kind", "ivf",
                  "--nlist", "2", "--nprobe", "1", "--modalities", "image", "text"]) == 0
     assert "ivf index" in capsys.readouterr().out
-    loaded = load_index(out)
-    assert loaded.modalities == ["image", "text"]
+    loaded = open_gallery(out)
+    assert list(loaded.info["counts"]) == ["image", "text"]
     assert loaded.info["ivf"]["image"] == {"nlist": 2, "nprobe": 1}
     gallery, _ = load_embeddings(tiny_embeddings, "image")
-    all_cells = loaded.lookup(gallery[0], 8, "image", nprobe=2)
-    assert sorted(row for _, row in all_cells) == list(range(8))  # every cell probed: all rows
+    all_cells = loaded.lookup(normalized(gallery[:1])[0], 8, ["image"], nprobe=2)
+    assert sorted(it["row"] for _, it in all_cells) == list(range(8))  # every cell probed: all rows
 
 
 def test_index_refusals(tiny_embeddings, tmp_path):
@@ -108,7 +111,7 @@ def test_index_refusals(tiny_embeddings, tmp_path):
     with pytest.raises(DcinetError, match="nlist"):
         build_faiss(np.ones((4, 2), np.float32), "ivf", nlist=5)
     with pytest.raises(DcinetError, match="not a dcinet index"):
-        load_index(tmp_path)
+        open_gallery(tmp_path)
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "keep.txt").write_text("x")
     with pytest.raises(DcinetError, match="not an index folder"):

@@ -1,5 +1,5 @@
-"""``Searcher``: queries are embedded as the gallery was; results equal a brute-force ranking;
-CLI output equals the Python API; errors are user errors."""
+"""``Searcher``: queries are embedded as the gallery was; results equal a brute-force ranking on
+either backend; CLI output equals the Python API; errors are user errors."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from dcinet.retrieval.search import MAX_K, Searcher
 
 
 @pytest.fixture(scope="module")
-def searcher(tiny_index: Path) -> Searcher:
-    return Searcher(tiny_index)
+def searcher(backend_index: Path) -> Searcher:
+    return Searcher(backend_index)
 
 
 @pytest.mark.parametrize("modality", ["image", "audio", "text"])
@@ -56,17 +56,42 @@ def test_all_modalities_merge_by_score_as_brute_force(searcher, tiny_embeddings)
     assert {h.modality for h in searcher.search_text("a crimson bar", k=5, target="audio")} == {"audio"}
 
 
-def test_search_cli_json_equals_the_python_api(searcher, tiny_index, tiny_embeddings, capsys):
+def test_a_class_filter_ranks_that_class_alone_as_brute_force(searcher, tiny_embeddings):
+    text = load_embeddings(tiny_embeddings, "text")[1][1]["text"]
+    vector = searcher.embed_query(text, "text").astype(np.float64)
+    name = load_embeddings(tiny_embeddings, "audio")[1][0]["class_name"]
+    want = {}
+    for modality in ("image", "audio", "text"):
+        gallery, metadata = load_embeddings(tiny_embeddings, modality)
+        cosine = np.asarray(gallery, np.float64) @ vector
+        cosine /= np.linalg.norm(gallery, axis=1) * np.linalg.norm(vector)
+        want |= {(modality, m["row"]): cosine[m["row"]] for m in metadata
+                 if m["class_name"] == name}
+    hits = searcher.search_text(text, k=24, class_name=name)
+    assert 0 < len(hits) < 24 and {(h.modality, h.row) for h in hits} == set(want)
+    assert all(h.class_name == name and h.id == f"{h.modality}/{h.row}" for h in hits)
+    for h in hits:
+        assert h.score == pytest.approx(want[h.modality, h.row], abs=1e-5)
+    audio = searcher.search_text(text, k=2, target="audio", class_name=name)
+    assert [(h.modality, h.row) for h in audio] == [(h.modality, h.row) for h in hits
+                                                    if h.modality == "audio"][:2]
+
+
+def test_search_cli_json_equals_the_python_api(searcher, backend_index, tiny_embeddings, capsys):
     path = load_embeddings(tiny_embeddings, "audio")[1][2]["path"]
-    assert main(["search", str(tiny_index), "--audio", path, "-k", "6", "--json"]) == 0
+    name = load_embeddings(tiny_embeddings, "audio")[1][2]["class_name"]
+    assert main(["search", str(backend_index), "--audio", path, "-k", "6", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["query"]["modality"] == "audio"
     assert printed["results"] == [h.to_dict() for h in searcher.search_audio(path, k=6)]
-    assert main(["search", str(tiny_index), "--text", "olive warbler", "-k", "2",
+    assert main(["search", str(backend_index), "--text", "olive warbler", "-k", "2",
                  "--modality", "text"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["rank", "score", "modality", "class", "source"]
+    assert table[0].split() == ["rank", "score", "id", "class", "source"]
     assert len(table) == 3 and table[1].split()[0] == "1" and '"' in table[1]
+    assert table[1].split()[2].startswith("text/")
+    assert main(["search", str(backend_index), "--text", "warbler", "--class", name]) == 0
+    assert {line.split()[3] for line in capsys.readouterr().out.splitlines()[1:]} == {name}
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -80,6 +105,7 @@ def test_search_cli_json_equals_the_python_api(searcher, tiny_index, tiny_embedd
     ({"query": "x", "modality": "text", "k": MAX_K + 1}, "k must be"),
     ({"query": "x", "modality": "text", "k": 2.0}, "k must be"),
     ({"query": "x", "modality": "text", "target": "video"}, "target modality"),
+    ({"query": "x", "modality": "text", "class_name": "no_such_bird"}, "no class 'no_such_bird'"),
 ])
 def test_bad_queries_are_user_errors(searcher, kwargs, message):
     with pytest.raises(DcinetError, match=message):

@@ -1,96 +1,145 @@
-"""``index``: FAISS indexes over L2-normalised embeddings, one per modality, metadata beside them.
+"""``index``: a gallery of L2-normalised embeddings in an index backend, described by
+``INDEX_DIR/index.json``.
 
 Cosine similarity is the inner product of L2-normalised vectors (normalised with
-:func:`~dcinet.retrieval.scores.l2_normalize`, as ``evaluate`` does). ``flat`` (default) is exact;
-``ivf`` (an inverted file of ``nlist`` k-means cells, ``nprobe`` of them visited per query) is
-approximate and meant for large galleries only. Layout of ``INDEX_DIR``:
+:func:`~dcinet.retrieval.gallery.normalized`, as ``evaluate`` does). The backend is FAISS (the
+default, files in ``INDEX_DIR``: :mod:`~dcinet.retrieval.backends.faiss`) or Milvus (Milvus Lite
+inside ``INDEX_DIR``, or a server: :mod:`~dcinet.retrieval.backends.milvus`); both are
+:class:`~dcinet.retrieval.gallery.Gallery` objects. Kinds: ``flat`` (exact, default), ``ivf``
+(approximate, for large galleries), ``ivfpq`` (FAISS only: compressed, for galleries whose
+vectors do not fit in memory).
 
-* ``index.json`` — kind, dimension, per-modality counts, ``nlist``/``nprobe``, the feature and
-  the run / weights (with sha256) that produced the embeddings, so that queries are embedded by
-  the same model with the same preprocessing;
-* ``<modality>.faiss`` — the index of that modality's gallery;
-* ``<modality>.jsonl`` — its metadata, line ``i`` = FAISS id ``i`` (copied from ``EMB_DIR``).
-
-Indexes are loaded memory-mapped (``faiss.IO_FLAG_MMAP``), so a big gallery is paged in on demand.
+``index.json`` records the backend, kind, dimension, per-modality counts and next free rows, the
+build options, the feature and the run / weights (with sha256) that produced the embeddings, so
+that queries are embedded by the same model with the same preprocessing and appended embeddings
+are refused unless the same model made them. Embeddings are read in blocks of
+:data:`ADD_BLOCK` rows (:class:`NpyRows`), so they are never in memory at once.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
-from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
+from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
 from dcinet.files import atomic_write_bytes
-from dcinet.retrieval.embed import load_embeddings, read_manifest
+from dcinet.retrieval.backends import gallery_class
+from dcinet.retrieval.embed import read_manifest
+from dcinet.retrieval.gallery import Gallery, normalized
 
 INDEX_FILE = "index.json"
-KINDS = ("flat", "ivf")
 ADD_BLOCK = 65536
-"""Rows normalised and added per step, so the embeddings never need to be in memory at once."""
+"""Embedding rows read, normalised and added per step."""
+MODEL_KEYS = ("run_dir", "weights", "weights_sha256", "feature", "split", "data_root", "classes")
+SAME_MODEL = ("weights_sha256", "feature")
 
 
-def default_nlist(n: int) -> int:
-    """IVF cells for ``n`` vectors: about ``4 sqrt(n)``, at most one per 39 training vectors."""
-    return max(1, min(int(4 * math.sqrt(n)), n // 39))
+def read_info(index_dir: Path) -> dict:
+    """``INDEX_DIR/index.json``; an index written before backends existed reads as FAISS."""
+    path = Path(index_dir) / INDEX_FILE
+    if not path.is_file():
+        raise DcinetError(f"{index_dir} is not a dcinet index (no {INDEX_FILE}); "
+                          "build one with `dcinet index`")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise DcinetError(f"{path} is corrupt") from None
+    info.setdefault("backend", "faiss")
+    info.setdefault("build", {"nlist": None, "nprobe": 8, "pq_m": None, "uri": None})
+    info.setdefault("next_row", dict(info["counts"]))
+    info.setdefault("appended", [])
+    return info
 
 
-def normalized(x: np.ndarray) -> np.ndarray:
-    """Rows of ``(N, D)`` scaled to unit L2 norm (zero rows stay zero); C-contiguous float32."""
-    from dcinet.retrieval.scores import l2_normalize
+def open_gallery(index_dir: Path, writable: bool = False) -> Gallery:
+    """The gallery of an ``INDEX_DIR``, for searching or (``writable``) for changing."""
+    info = read_info(index_dir)
+    return gallery_class(info["backend"])(Path(index_dir), info, writable)
 
-    return np.ascontiguousarray(l2_normalize(np.array(x, dtype=np.float32)).numpy())
+
+def _save(index_dir: Path, gallery: Gallery) -> dict:
+    """Commit the gallery's changes, then record its counts in ``index.json``; returns the info."""
+    gallery.commit()
+    counts = gallery.counts()
+    gallery.info["counts"] = {m: counts[m] for m in MODALITIES if m in counts}
+    atomic_write_bytes(Path(index_dir) / INDEX_FILE, json.dumps(gallery.info, indent=1).encode())
+    return gallery.info
 
 
-def build_faiss(vectors: np.ndarray, kind: str = "flat", nlist: int | None = None,
-                nprobe: int = 8, seed: int = 0):
-    """An inner-product FAISS index over the L2-normalised rows of ``vectors`` (float (N, D)).
+class NpyRows:
+    """A float ``(N, D)`` ``.npy`` file read by rows: ``rows[i:j]`` or ``rows[index_array]`` maps
+    the file, copies those rows and unmaps it, so that the pages read do not stay in the
+    process's memory (a long-lived memory map keeps every page it has read resident).
 
-    ``ivf`` trains its coarse quantiser (k-means, ``seed``) on up to ``256 * nlist`` rows spread
-    evenly over the gallery; ``nlist`` defaults to :func:`default_nlist`, ``nprobe`` is capped
-    at ``nlist``. Rows are added in blocks of :data:`ADD_BLOCK`; FAISS id ``i`` = row ``i``.
+    Attributes:
+        shape, dtype: the array's.
     """
-    import faiss
 
-    if kind not in KINDS:
-        raise DcinetError(f"index kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    n, dim = vectors.shape
-    if n == 0:
-        raise DcinetError("cannot index an empty gallery")
-    if kind == "flat":
-        index = faiss.IndexFlatIP(dim)
-    else:
-        nlist = nlist or default_nlist(n)
-        if not 1 <= nlist <= n:
-            raise DcinetError(f"nlist must be between 1 and the gallery size ({n}), got {nlist}")
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = seed
-        train_rows = np.linspace(0, n - 1, min(n, 256 * nlist)).astype(np.int64)
-        index.train(normalized(vectors[np.unique(train_rows)]))
-        index.nprobe = max(1, min(nprobe, nlist))
-    for start in range(0, n, ADD_BLOCK):
-        index.add(normalized(vectors[start:start + ADD_BLOCK]))
-    return index
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        array = np.load(self.path, mmap_mode="r")
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return np.array(np.load(self.path, mmap_mode="r")[rows])
+
+
+def _fill(gallery: Gallery, emb_dir: Path, modalities: list[str]) -> None:
+    """Add the embeddings of ``modalities`` of ``emb_dir`` in blocks, rows numbered from each
+    modality's next free row."""
+    manifest = read_manifest(emb_dir)
+    for modality in [m for m in MODALITIES if m in modalities]:
+        vectors = NpyRows(emb_dir / f"{modality}.npy")
+        shape = (manifest["modalities"][modality]["count"], gallery.info["dim"])
+        if vectors.shape != shape or vectors.dtype != np.float32:
+            raise DcinetError(f"{emb_dir / f'{modality}.npy'} is {vectors.shape} "
+                              f"{vectors.dtype}, expected float32 {shape}")
+        gallery.prepare(modality, vectors)
+        first = gallery.info["next_row"].get(modality, 0)
+        with open(emb_dir / f"{modality}.jsonl", encoding="utf-8") as fh:
+            for start in range(0, len(vectors), ADD_BLOCK):
+                block = vectors[start:start + ADD_BLOCK]
+                items = [{**json.loads(line), "row": first + start + i}
+                         for i, line in enumerate(islice(fh, len(block)))]
+                last = start + len(block) == len(vectors)
+                if len(items) != len(block) or (last and fh.readline()):
+                    raise DcinetError(f"{emb_dir}: {modality}.jsonl and {modality}.npy disagree "
+                                      "on the number of rows")
+                gallery.add(modality, normalized(block), items)
+        gallery.info["next_row"][modality] = first + len(vectors)
 
 
 def build_index(emb_dir: Path, out: Path, kind: str = "flat", modalities: list[str] | None = None,
-                nlist: int | None = None, nprobe: int = 8) -> dict:
-    """``dcinet index``: one FAISS index per modality of a complete ``EMB_DIR``.
+                nlist: int | None = None, nprobe: int = 8, backend: str = "faiss",
+                uri: str | None = None, pq_m: int | None = None) -> dict:
+    """``dcinet index EMB --out INDEX``: a gallery of (some modalities of) a complete ``EMB_DIR``.
 
     Args:
+        kind: ``flat``, ``ivf`` or ``ivfpq`` (FAISS only).
         modalities: the gallery modalities to index (default: all in ``EMB_DIR``).
-        nlist, nprobe: ``ivf`` only (see :func:`build_faiss`); ``nlist`` applies to every
-            modality (capped at its size) and defaults per modality to :func:`default_nlist`.
+        nlist, nprobe: IVF cells and cells visited per query; FAISS applies ``nlist`` to every
+            modality (capped at its size), default per modality (Milvus: for the whole
+            collection) :func:`~dcinet.retrieval.gallery.default_nlist`.
+        backend: ``faiss`` or ``milvus``. uri: ``milvus`` only: a Milvus server (default:
+            Milvus Lite in ``out``).
+        pq_m: ``ivfpq`` codes per vector (default ``dim / 8`` rounded to a divisor).
     Returns:
-        The index description (also in ``out/index.json``).
+        The index description (also in ``out/index.json``). Rebuilding an index replaces it.
     """
-    import faiss
-
     emb_dir, out = Path(emb_dir), Path(out)
+    if uri is not None and backend != "milvus":
+        raise DcinetError("--uri is for --backend milvus")
+    if pq_m is not None and kind != "ivfpq":
+        raise DcinetError("--pq-m is for --kind ivfpq")
+    cls = gallery_class(backend)
     manifest = read_manifest(emb_dir)
     available = list(manifest["modalities"])
     chosen = modalities or available
@@ -99,87 +148,50 @@ def build_index(emb_dir: Path, out: Path, kind: str = "flat", modalities: list[s
         raise DcinetError(f"{emb_dir} has no {', '.join(unknown)} embeddings "
                           f"(it has {', '.join(available)})")
     if (out / INDEX_FILE).exists():
-        shutil.rmtree(out)  # rebuilding an index replaces it
+        old = read_info(out)
+        gallery_class(old["backend"]).drop(out, old)
+        shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()):
         raise DcinetError(f"{out} exists and is not an index folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    counts, params = {}, {}
-    for modality in [m for m in available if m in chosen]:
-        features, metadata = load_embeddings(emb_dir, modality)
-        size = len(metadata)
-        index = build_faiss(features, kind, min(nlist, size) if nlist else None, nprobe)
-        faiss.write_index(index, str(out / f"{modality}.faiss"))
-        shutil.copyfile(emb_dir / f"{modality}.jsonl", out / f"{modality}.jsonl")
-        counts[modality] = size
-        if kind == "ivf":
-            params[modality] = {"nlist": index.nlist, "nprobe": index.nprobe}
-    info = {"kind": kind, "metric": "cosine (inner product of L2-normalised vectors)",
-            "dim": int(next(iter(manifest["modalities"].values()))["dim"]), "counts": counts,
-            "ivf": params, "embeddings": str(emb_dir.resolve()),
-            **{k: manifest[k] for k in ("run_dir", "weights", "weights_sha256", "feature", "split",
-                                        "data_root", "classes")}}
-    atomic_write_bytes(out / INDEX_FILE, json.dumps(info, indent=1).encode())
-    return info
+    info = {"backend": backend, "kind": kind,
+            "metric": "cosine (inner product of L2-normalised vectors)",
+            "dim": int(next(iter(manifest["modalities"].values()))["dim"]), "counts": {},
+            "next_row": {}, "build": {"nlist": nlist, "nprobe": nprobe, "pq_m": pq_m, "uri": uri,
+                                      "total": sum(manifest["modalities"][m]["count"]
+                                                   for m in chosen)},
+            "embeddings": str(emb_dir.resolve()), "appended": [],
+            **{k: manifest[k] for k in MODEL_KEYS}}
+    gallery = cls.create(out, info)
+    _fill(gallery, emb_dir, chosen)
+    return _save(out, gallery)
 
 
-@dataclass
-class LoadedIndex:
-    """An ``INDEX_DIR`` in memory: description, FAISS index and metadata per modality."""
+def append_index(index_dir: Path, emb_dir: Path) -> dict:
+    """``dcinet index INDEX --append EMB``: add every modality of another complete ``EMB_DIR``
+    embedded by the same model (weights sha256, feature); its items get the next free rows.
 
-    path: Path
-    info: dict
-    indexes: dict
-    metadata: dict[str, list[dict]]
-
-    @property
-    def modalities(self) -> list[str]:
-        """The gallery modalities, canonical order."""
-        return list(self.indexes)
-
-    def lookup(self, vector: np.ndarray, k: int, modality: str, nprobe: int | None = None
-               ) -> list[tuple[float, int]]:
-        """Top ``k`` of one modality's gallery for a query vector.
-
-        Args:
-            vector: float ``(D,)``, normalised here.
-            nprobe: ``ivf`` cells to visit (default: the index's).
-        Returns:
-            ``(cosine score, row)`` pairs, best first (fewer than ``k`` for a small gallery).
-        """
-        import faiss
-
-        index = self.indexes[modality]
-        query = normalized(np.asarray(vector, dtype=np.float32).reshape(1, -1))
-        if nprobe is not None and self.info["kind"] == "ivf":
-            params = faiss.SearchParametersIVF(nprobe=nprobe)
-            scores, ids = index.search(query, min(k, index.ntotal), params=params)
-        else:
-            scores, ids = index.search(query, min(k, index.ntotal))
-        return [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+    Returns:
+        The updated index description.
+    """
+    index_dir, emb_dir = Path(index_dir), Path(emb_dir)
+    manifest = read_manifest(emb_dir)
+    gallery = open_gallery(index_dir, writable=True)
+    info = gallery.info
+    differ = [k for k in SAME_MODEL if manifest[k] != info[k]]
+    dims = {m["dim"] for m in manifest["modalities"].values()}
+    if differ or dims != {info["dim"]}:
+        what = ", ".join(differ) or "dimension"
+        raise DcinetError(f"{emb_dir} was embedded by another model than {index_dir} "
+                          f"({what} differ); embed it with the index's run")
+    _fill(gallery, emb_dir, list(manifest["modalities"]))
+    info["appended"].append(str(emb_dir.resolve()))
+    return _save(index_dir, gallery)
 
 
-def load_index(index_dir: Path, mmap: bool = True) -> LoadedIndex:
-    """Read an ``INDEX_DIR`` (FAISS files memory-mapped when ``mmap``)."""
-    import faiss
-
-    index_dir = Path(index_dir)
-    if not (index_dir / INDEX_FILE).is_file():
-        raise DcinetError(f"{index_dir} is not a dcinet index (no {INDEX_FILE}); "
-                          "build one with `dcinet index`")
-    try:
-        info = json.loads((index_dir / INDEX_FILE).read_text(encoding="utf-8"))
-    except ValueError:
-        raise DcinetError(f"{index_dir / INDEX_FILE} is corrupt") from None
-    indexes, metadata = {}, {}
-    for modality, count in info["counts"].items():
-        path = index_dir / f"{modality}.faiss"
-        try:
-            indexes[modality] = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
-        except RuntimeError as exc:
-            raise DcinetError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-        with open(index_dir / f"{modality}.jsonl", encoding="utf-8") as fh:
-            metadata[modality] = [json.loads(line) for line in fh]
-        if indexes[modality].ntotal != count or len(metadata[modality]) != count:
-            raise DcinetError(f"{index_dir}: {modality} index, metadata and index.json disagree "
-                              "on the gallery size; rebuild the index")
-    return LoadedIndex(index_dir, info, indexes, metadata)
+def delete_items(index_dir: Path, keys: list[tuple[str, int]]) -> dict:
+    """``dcinet index INDEX --delete ID,...``: remove the items ``(modality, row)``; none is
+    removed when one is missing. Returns the updated index description."""
+    gallery = open_gallery(Path(index_dir), writable=True)
+    gallery.delete(keys)
+    return _save(Path(index_dir), gallery)

@@ -1,10 +1,12 @@
 """Search an index with an image, audio clip or text: the Python API behind ``dcinet search`` and
 ``dcinet serve``.
 
-A :class:`Searcher` loads the index and the model that produced its embeddings once (checking the
-weights' sha256), then embeds each query exactly as the gallery was embedded (the run's image /
-audio / text preprocessing, ``model.encode`` with the index's feature) and looks it up. Queries
-are decoded from memory: uploaded bytes never touch the file system.
+A :class:`Searcher` opens the index's gallery (FAISS or Milvus, see
+:mod:`~dcinet.retrieval.gallery`) and loads the model that produced its embeddings once (checking
+the weights' sha256), then embeds each query exactly as the gallery was embedded (the run's image
+/ audio / text preprocessing, ``model.encode`` with the index's feature) and looks it up, with
+the gallery's engine applying the modality and class filters. Queries are decoded from memory:
+uploaded bytes never touch the file system.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from dcinet.data.decode import SampleDecoder
-from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
 from dcinet.retrieval.embed import file_sha256
-from dcinet.retrieval.index import load_index
+from dcinet.retrieval.gallery import item_key, normalized
+from dcinet.retrieval.index import open_gallery
 
 QUERY_MODALITIES = ("image", "audio", "text")
 TARGET_ALL = "all"
@@ -35,7 +37,9 @@ class Hit:
 
     Attributes:
         rank: 1-based position. score: cosine similarity to the query (float32 precision).
-        modality, label, class_name: the gallery item's. row: its line in ``<modality>.jsonl``.
+        modality, label, class_name: the gallery item's. row: its number in the index's
+        ``modality`` gallery (for the first embeddings indexed: its row there). id:
+        ``"<modality>/<row>"``, what ``dcinet index INDEX --delete`` takes.
         path: its file (absolute), or None. text: a text item's whole text, else None.
     """
 
@@ -45,6 +49,7 @@ class Hit:
     label: int
     class_name: str
     row: int
+    id: str
     path: str | None
     text: str | None
 
@@ -70,16 +75,14 @@ class Searcher:
         run: the run directory or weights file to embed queries with (default: the weights
             recorded in the index; pass it when the run was moved). Its sha256 must match.
         device: where the model embeds queries: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        mmap: memory-map the FAISS files.
     """
 
-    def __init__(self, index_dir: Path, run: Path | None = None, device: str = "cpu",
-                 mmap: bool = True) -> None:
+    def __init__(self, index_dir: Path, run: Path | None = None, device: str = "cpu") -> None:
         from dcinet.distributed import resolve_device
         from dcinet.models.factory import load_trained
 
-        self.index = load_index(Path(index_dir), mmap)
-        info = self.index.info
+        self.gallery = open_gallery(Path(index_dir))
+        info = self.gallery.info
         self.device = resolve_device(device)
         self.trained = load_trained(Path(run) if run else Path(info["weights"]), self.device)
         if file_sha256(self.trained.weights) != info["weights_sha256"]:
@@ -97,7 +100,12 @@ class Searcher:
     @property
     def targets(self) -> list[str]:
         """Gallery modalities of the index, canonical order."""
-        return self.index.modalities
+        return list(self.gallery.info["counts"])
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names of the gallery (label = position)."""
+        return list(self.gallery.info["classes"])
 
     def query_tensor(self, query: QuerySource, modality: str, name: str | None = None):
         """The model input for one query, decoded by the gallery's own path
@@ -130,52 +138,59 @@ class Searcher:
             out = self.trained.model.encode(x.to(self.device), modality, feature=self.feature)
         return out.float().cpu().numpy()[0]
 
-    def check_request(self, k: int, target: str) -> None:
-        """Raise :class:`DcinetError` unless ``1 <= k <= MAX_K`` (an int) and ``target`` is a
-        gallery modality of the index or ``all``."""
+    def check_request(self, k: int, target: str, class_name: str | None = None) -> None:
+        """Raise :class:`DcinetError` unless ``1 <= k <= MAX_K`` (an int), ``target`` is a
+        gallery modality of the index or ``all`` and ``class_name`` (if given) is a class of it."""
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise DcinetError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
         if target != TARGET_ALL and target not in self.targets:
             raise DcinetError(f"target modality must be one of {', '.join(self.targets)} or "
                               f"{TARGET_ALL}, got {target!r}")
+        if class_name is not None and class_name not in self.classes:
+            raise DcinetError(f"the index has no class {class_name!r} (it has "
+                              f"{len(self.classes)}, e.g. {self.classes[0]!r})")
 
     def search_vector(self, vector: np.ndarray, k: int = 10, target: str = TARGET_ALL,
-                      nprobe: int | None = None) -> list[Hit]:
+                      nprobe: int | None = None, class_name: str | None = None) -> list[Hit]:
         """Index lookup alone: the ``k`` best gallery items of ``target`` (a modality or ``all``,
-        merged by score; ties: canonical modality order, then row) for a float ``(D,)`` vector."""
-        self.check_request(k, target)
-        if vector.shape != (self.index.info["dim"],):
+        merged by score; ties: canonical modality order, then row), of class ``class_name`` when
+        given, for a float ``(D,)`` vector. ``nprobe``: IVF cells to visit (default: the
+        index's)."""
+        self.check_request(k, target, class_name)
+        dim = self.gallery.info["dim"]
+        if vector.shape != (dim,):
             raise DcinetError(f"query vector has shape {vector.shape}, the index holds "
-                              f"{self.index.info['dim']}-d vectors")
-        found = []
-        for modality in (self.targets if target == TARGET_ALL else [target]):
-            found += [(-score, MODALITIES.index(modality), row, modality)
-                      for score, row in self.index.lookup(vector, k, modality, nprobe)]
-        hits = []
-        for rank, (neg_score, _, row, modality) in enumerate(sorted(found)[:k], 1):
-            meta = self.index.metadata[modality][row]
-            hits.append(Hit(rank, -neg_score, modality, meta["label"], meta["class_name"], row,
-                            meta["path"], meta["text"]))
-        return hits
+                              f"{dim}-d vectors")
+        label = None if class_name is None else self.classes.index(class_name)
+        modalities = self.targets if target == TARGET_ALL else [target]
+        found = self.gallery.lookup(normalized(vector[None])[0], k, modalities, label, nprobe)
+        return [Hit(rank, score, it["modality"], it["label"], it["class_name"], it["row"],
+                    item_key(it["modality"], it["row"]), it["path"], it["text"])
+                for rank, (score, it) in enumerate(found, 1)]
 
     def search(self, query: QuerySource, modality: str, k: int = 10, target: str = TARGET_ALL,
-               name: str | None = None) -> list[Hit]:
-        """Embed a query of ``modality`` and return the ``k`` best items of ``target``.
+               name: str | None = None, class_name: str | None = None) -> list[Hit]:
+        """Embed a query of ``modality`` and return the ``k`` best items of ``target`` (of class
+        ``class_name`` when given).
 
         Raises:
-            DcinetError: bad modality / target / k, empty text, undecodable media.
+            DcinetError: bad modality / target / k / class, empty text, undecodable media.
         """
-        self.check_request(k, target)
-        return self.search_vector(self.embed_query(query, modality, name), k, target)
+        self.check_request(k, target, class_name)
+        return self.search_vector(self.embed_query(query, modality, name), k, target,
+                                  class_name=class_name)
 
-    def search_image(self, image: str | Path | bytes, k: int = 10, target: str = TARGET_ALL) -> list[Hit]:
+    def search_image(self, image: str | Path | bytes, k: int = 10, target: str = TARGET_ALL,
+                     class_name: str | None = None) -> list[Hit]:
         """:meth:`search` with an image file path or its bytes."""
-        return self.search(image, "image", k, target)
+        return self.search(image, "image", k, target, class_name=class_name)
 
-    def search_audio(self, audio: str | Path | bytes, k: int = 10, target: str = TARGET_ALL) -> list[Hit]:
+    def search_audio(self, audio: str | Path | bytes, k: int = 10, target: str = TARGET_ALL,
+                     class_name: str | None = None) -> list[Hit]:
         """:meth:`search` with an audio file (wav / flac / ogg or spectrogram picture) or its bytes."""
-        return self.search(audio, "audio", k, target)
+        return self.search(audio, "audio", k, target, class_name=class_name)
 
-    def search_text(self, text: str, k: int = 10, target: str = TARGET_ALL) -> list[Hit]:
+    def search_text(self, text: str, k: int = 10, target: str = TARGET_ALL,
+                    class_name: str | None = None) -> list[Hit]:
         """:meth:`search` with a text description."""
-        return self.search(text, "text", k, target)
+        return self.search(text, "text", k, target, class_name=class_name)

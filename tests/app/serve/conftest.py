@@ -15,6 +15,7 @@ _spec = importlib.util.spec_from_file_location(
 _fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_fixtures)
 tiny_run, tiny_embeddings, tiny_index = _fixtures.tiny_run, _fixtures.tiny_embeddings, _fixtures.tiny_index
+tiny_milvus_index = _fixtures.tiny_milvus_index
 
 MAX_UPLOAD_MB = 0.25
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -45,6 +46,7 @@ def test_health_and_page(server_url):
     health = json.loads(body)
     assert status == 200 and health["counts"] == {"image": 8, "audio": 8, "text": 8}
     assert health["query_modalities"] == ["image", "audio", "text"] and health["max_upload_mb"] == 0.25
+    assert health["backend"] == "faiss" and health["kind"] == "flat"
     status, ctype, page = request(f"{server_url}/")
     assert status == 200 and ctype.startswith("text/html") and b'id="search-form"' in page
     status, ctype, _ = request(f"{server_url}/static/app.js")
@@ -65,7 +67,8 @@ def test_http_results_equal_python_api_and_cli(server_url, multipart, searcher, 
     assert main(["search", str(tiny_index), "--image", str(path), "-k", "7", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"] == api
     status, text_answer = search(server_url, multipart, {"text": "a slender warbler", "modality": "text", "k": "3"})
-    assert status == 200 and text_answer["query"] == {"modality": "text", "target": "text", "k": 3}
+    assert status == 200 and text_answer["query"] == {"modality": "text", "target": "text", "k": 3,
+                                                      "class": None}
     assert [h["text"] for h in text_answer["results"]] == [h.text for h in searcher.search_text("a slender warbler", 3, "text")]
 
 
@@ -137,3 +140,43 @@ def test_media_and_thumbnails_only_for_indexed_items(server_url, tiny_embeddings
                  "/thumb/video/0", "/media/image/0/extra"):
         status, _, body = request(f"{server_url}{path}")
         assert status == 404 and "error" in json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def milvus_server_url(tiny_milvus_index):
+    """A server over the Milvus Lite twin of ``tiny_index``."""
+    from dcinet.app.serve.app import SearchApp, make_server
+    from dcinet.retrieval.search import Searcher
+
+    server = make_server(SearchApp(Searcher(tiny_milvus_index)), "127.0.0.1", 0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_both_backends_answer_alike_with_a_class_filter(server_url, milvus_server_url, multipart,
+                                                        tiny_embeddings):
+    path = Path(load_embeddings(tiny_embeddings, "audio")[1][5]["path"])
+    name = load_embeddings(tiny_embeddings, "image")[1][2]["class_name"]
+    fields = {"audio": ("clip.wav", path.read_bytes()), "k": "24", "class": name}
+    answers = [search(url, multipart, fields) for url in (server_url, milvus_server_url)]
+    assert [status for status, _ in answers] == [200, 200]
+    (_, faiss_answer), (_, milvus_answer) = answers
+    assert faiss_answer["query"]["class"] == name and faiss_answer["results"]
+    assert {h["class_name"] for h in milvus_answer["results"]} == {name}
+    by_id = {h["id"]: h for h in faiss_answer["results"]}  # the whole class: same items
+    assert {h["id"] for h in milvus_answer["results"]} == set(by_id)
+    for hit in milvus_answer["results"]:  # near-ties may swap places, not change scores
+        assert hit["score"] == pytest.approx(by_id[hit["id"]]["score"], abs=1e-5)
+        assert hit["media"] == by_id[hit["id"]]["media"]
+    status, ctype, body = request(f"{milvus_server_url}/media/image/0")
+    image = Path(load_embeddings(tiny_embeddings, "image")[1][0]["path"])
+    assert status == 200 and body == image.read_bytes()
+    status, _, _ = request(f"{milvus_server_url}/media/image/8")
+    assert status == 404
+    status, answer = search(milvus_server_url, multipart, {"text": "warbler", "class": "Nope"})
+    assert status == 400 and "no class 'Nope'" in answer["error"]
+    health = json.loads(request(f"{milvus_server_url}/api/health")[2])
+    assert health["backend"] == "milvus" and health["counts"] == {"image": 8, "audio": 8, "text": 8}

@@ -29,6 +29,16 @@ def test_json_text_query():
     assert (request.query, request.modality, request.target, request.k) == ("olive warbler", "text", "text", 3)
 
 
+def test_a_class_filter_in_either_body(multipart):
+    form = multipart({"text": "a", "class": "Marsh_Warbler"})
+    assert parse_search(*form).class_name == "Marsh_Warbler"
+    assert parse_search(*multipart({"text": "a"})).class_name is None
+    body = json.dumps({"text": "a", "class": "Marsh_Warbler"}).encode()
+    assert parse_search("application/json", body).class_name == "Marsh_Warbler"
+    with pytest.raises(RequestError, match="class must be a string"):
+        parse_search("application/json", json.dumps({"text": "a", "class": 3}).encode())
+
+
 @pytest.mark.parametrize(("fields", "status", "message"), [
     ({"k": "3"}, 400, "missing query"),
     ({"audio": ("a.wav", b"")}, 400, "missing query"),

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     query.add_argument("--text", metavar="TEXT")
     p.add_argument("--modality", default="all", choices=(*MODALITIES, "all"),
                    help="gallery modality to search (default: all)")
+    p.add_argument("--class", dest="class_name", metavar="NAME",
+                   help="only items of this class (as listed in the index)")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--run", type=Path, help="the run the index was built from, if it was moved")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -32,15 +34,15 @@ def run(args: argparse.Namespace) -> int:
     modality = "image" if args.image else "audio" if args.audio else "text"
     query = args.image or args.audio or args.text
     searcher = Searcher(args.index, args.run, args.device)
-    hits = searcher.search(query, modality, args.k, args.modality)
+    hits = searcher.search(query, modality, args.k, args.modality, class_name=args.class_name)
     if args.json:
         print(json.dumps({"query": {"modality": modality, "value": str(query)},
                           "results": [h.to_dict() for h in hits]}, indent=1))
         return 0
-    print(f"{'rank':>4}  {'score':>7}  {'modality':<8}  {'class':<28}  source")
+    print(f"{'rank':>4}  {'score':>7}  {'id':<12}  {'class':<28}  source")
     for h in hits:
         source = h.path if h.path is not None else ""
         if h.text is not None:
             source = f'"{h.text[:60]}{"…" if len(h.text) > 60 else ""}"'
-        print(f"{h.rank:>4}  {h.score:>7.4f}  {h.modality:<8}  {h.class_name:<28}  {source}")
+        print(f"{h.rank:>4}  {h.score:>7.4f}  {h.id:<12}  {h.class_name:<28}  {source}")
     return 0

@@ -5,7 +5,8 @@ Routes:
 
 * ``GET /`` — the search page (``static/index.html``; ``GET /static/<file>`` for its js / css);
 * ``GET /api/health`` — ``{"status": "ok", "query_modalities", "targets", "counts", ...}``;
-* ``POST /api/search`` — a query (see :mod:`dcinet.app.serve.forms`) -> ``{"query": {...},
+* ``POST /api/search`` — a query, optionally filtered by gallery modality and class (see
+  :mod:`dcinet.app.serve.forms`) -> ``{"query": {...},
   "results": [hit + "media" and "thumbnail" URLs]}``;
 * ``GET /media/<modality>/<row>`` — a gallery item's file, ``GET /thumb/<modality>/<row>`` — its
   PNG thumbnail (image) or spectrogram thumbnail (audio). Only items listed in the index are
@@ -105,9 +106,10 @@ class SearchApp:
         self.thumbnail = lru_cache(maxsize=4096)(self._thumbnail)
 
     def health(self) -> dict:
-        info = self.searcher.index.info
+        info = self.searcher.gallery.info
         return {"status": "ok", "query_modalities": self.searcher.query_modalities,
-                "targets": self.searcher.targets, "counts": info["counts"], "kind": info["kind"],
+                "targets": self.searcher.targets, "counts": info["counts"],
+                "backend": info["backend"], "kind": info["kind"],
                 "feature": info["feature"], "classes": len(info["classes"]),
                 "max_upload_mb": self.max_upload_bytes / (1024 * 1024)}
 
@@ -125,13 +127,15 @@ class SearchApp:
                 check_decoded_size(request.query, request.modality, self.max_pixels,
                                    self.max_audio_seconds)
             hits = self._search(request)
-        return {"query": {"modality": request.modality, "target": request.target, "k": request.k},
+        return {"query": {"modality": request.modality, "target": request.target, "k": request.k,
+                          "class": request.class_name},
                 "results": [self._urls(h) for h in hits]}
 
     def _search(self, request: SearchRequest) -> list[Hit]:
         try:
             return self.searcher.search(request.query, request.modality, request.k,
-                                        request.target, name=f"uploaded {request.modality}")
+                                        request.target, name=f"uploaded {request.modality}",
+                                        class_name=request.class_name)
         except DecodeError as exc:
             reason = re.sub(r" ?<[^<>]* object at 0x[0-9a-fA-F]+>", "", exc.reason)
             raise RequestError(422, f"the uploaded {request.modality} cannot be used: "
@@ -141,10 +145,10 @@ class SearchApp:
 
     def gallery_path(self, modality: str, row: str) -> Path:
         """The file of index row ``row`` of ``modality``; RequestError 404 when there is none."""
-        rows = self.searcher.index.metadata.get(modality)
-        if rows is None or not row.isdigit() or int(row) >= len(rows) or not rows[int(row)]["path"]:
+        item = self.searcher.gallery.item(modality, int(row)) if row.isdigit() else None
+        if item is None or not item["path"]:
             raise RequestError(404, f"no {modality} item {row} in the index")
-        return Path(rows[int(row)]["path"])
+        return Path(item["path"])
 
     def _thumbnail(self, modality: str, path: Path) -> bytes:
         if modality == "image":

@@ -1,8 +1,9 @@
 """Turn a ``POST /api/search`` body into a search request, or a client error.
 
 Accepted bodies: ``multipart/form-data`` with one query field (``image`` or ``audio`` file, or
-``text``) plus optional ``modality`` (target: a gallery modality or ``all``) and ``k``; or
-``application/json`` ``{"text": ..., "modality": ..., "k": ...}``. Uploaded files stay in memory;
+``text``) plus optional ``modality`` (target: a gallery modality or ``all``), ``k`` and ``class``
+(only items of that class); or ``application/json`` ``{"text": ..., "modality": ..., "k": ...,
+"class": ...}``. Uploaded files stay in memory;
 their client-side names are never used as paths.
 """
 
@@ -15,6 +16,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 
 QUERY_FIELDS = ("image", "audio", "text")
+OPTION_FIELDS = ("modality", "k", "class")
 
 
 class RequestError(Exception):
@@ -27,12 +29,14 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """A parsed search: the query (bytes for files, str for text), its modality, target, k."""
+    """A parsed search: the query (bytes for files, str for text), its modality, target, k and
+    class filter (None: every class)."""
 
     query: bytes | str
     modality: str
     target: str
     k: int
+    class_name: str | None = None
 
 
 def _parse_k(raw: object, default: int) -> int:
@@ -88,7 +92,7 @@ def parse_search(content_type: str, body: bytes, default_k: int = 10) -> SearchR
     kind = content_type.split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         fields = _multipart_fields(content_type, body)
-        options = {key: _text(fields.pop(key), key) for key in ("modality", "k") if key in fields}
+        options = {key: _text(fields.pop(key), key) for key in OPTION_FIELDS if key in fields}
         if "text" in fields:
             fields["text"] = _text(fields["text"], "text")  # type: ignore[assignment]
     elif kind == "application/json":
@@ -103,7 +107,7 @@ def parse_search(content_type: str, body: bytes, default_k: int = 10) -> SearchR
         fields = {"text": data["text"]} if "text" in data else {}
         if "text" in fields and not isinstance(fields["text"], str):
             raise RequestError(400, "JSON field 'text' must be a string")
-        options = {key: data[key] for key in ("modality", "k") if key in data}
+        options = {key: data[key] for key in OPTION_FIELDS if key in data}
     else:
         raise RequestError(415, "send multipart/form-data (image, audio or text field) or JSON")
     given = [f for f in QUERY_FIELDS if f in fields]
@@ -112,6 +116,9 @@ def parse_search(content_type: str, body: bytes, default_k: int = 10) -> SearchR
     if len(given) > 1:
         raise RequestError(400, f"send one query, not {' and '.join(given)}")
     target = options.get("modality") or "all"
-    if not isinstance(target, str):
-        raise RequestError(400, "modality must be a string")
-    return SearchRequest(fields[given[0]], given[0], target.strip(), _parse_k(options.get("k"), default_k))
+    class_name = options.get("class") or None
+    if not isinstance(target, str) or not isinstance(class_name, str | None):
+        raise RequestError(400, f"{'modality' if not isinstance(target, str) else 'class'} "
+                                "must be a string")
+    return SearchRequest(fields[given[0]], given[0], target.strip(),
+                         _parse_k(options.get("k"), default_k), class_name)

@@ -1,0 +1,178 @@
+"""Milvus backend: the whole gallery in one Milvus collection, embedded or on a server.
+
+Without ``--uri`` the collection lives in Milvus Lite, an embedded database folder inside the
+index (``INDEX_DIR/gallery.db``; one process at a time may open it). With ``--uri
+http://HOST:19530`` the same client calls go to a Milvus standalone server or cluster, and
+``INDEX_DIR`` only holds ``index.json`` (URI and collection name); an access token is read from
+``MILVUS_TOKEN``, never from the URI (``index.json`` records the URI).
+
+One entity per item: ``key`` (``"<modality>/<row>"``, the primary key), ``vector`` (inner
+product of unit vectors = cosine), ``modality``, ``row``, ``label``, ``class_name``, ``path``,
+``text``, ``source``. Modality and class filters are Milvus filter expressions. Kinds: ``flat``
+(FLAT, exact) and ``ivf`` (IVF_FLAT, ``nlist`` / ``nprobe``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from dcinet.errors import DcinetError
+from dcinet.retrieval.gallery import Found, best, default_nlist, item_key
+
+LITE_DB = "gallery.db"
+INDEX_TYPES = {"flat": "FLAT", "ivf": "IVF_FLAT"}
+TEXT_FIELDS = {"modality": 16, "class_name": 1024, "path": 4096, "text": 65535, "source": 4096}
+"""VARCHAR fields and their byte limits (``text`` at Milvus's maximum)."""
+ITEM_FIELDS = ["modality", "row", "label", "class_name", "path", "text", "source"]
+INSERT_BATCH = 4096
+"""Entities per insert request (well under gRPC's message size at any dimension we use)."""
+
+
+def _connect(uri: str):
+    """A client for ``uri`` (a ``.db`` folder = Milvus Lite, else a server), on a connection of
+    its own: pymilvus 3.0's shared connections fail their health check once idle for 30 s."""
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # we report its failures
+    try:
+        return MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""), dedicated=True)
+    except MilvusException as exc:
+        lite = uri.endswith(".db")
+        where = "Milvus Lite database" if lite else "Milvus server"
+        hint = " (is another process, e.g. `dcinet serve`, using it?)" if lite else ""
+        raise DcinetError(f"cannot open the {where} {uri}{hint}: "
+                          f"{str(exc.message).splitlines()[0]}") from None
+
+
+class MilvusGallery:
+    """The Milvus :class:`~dcinet.retrieval.gallery.Gallery` of an ``INDEX_DIR``.
+
+    Args:
+        path: the ``INDEX_DIR``. info: its description (``milvus``: URI, collection, search).
+        writable: accepted for the common signature; a Milvus collection is always writable.
+    """
+
+    def __init__(self, path: Path, info: dict, writable: bool = False) -> None:
+        self.path, self.info = Path(path), info
+        conf = info["milvus"]
+        self.uri = conf["uri"] or str(self.path / LITE_DB)
+        self.collection = conf["collection"]
+        self.client = _connect(self.uri)
+        if not self.client.has_collection(self.collection):
+            raise DcinetError(f"{self.uri} has no collection {self.collection} (recorded in "
+                              f"{self.path}); rebuild the index")
+        self.client.load_collection(self.collection)
+        self._modalities = set(info["counts"])
+
+    @classmethod
+    def create(cls, path: Path, info: dict) -> MilvusGallery:
+        """A new, empty collection for the gallery described by ``info`` (``build``: uri, nlist,
+        nprobe; ``total``: items to come, for the default ``nlist``)."""
+        build, kind = info["build"], info["kind"]
+        if kind not in INDEX_TYPES:
+            raise DcinetError(f"--backend milvus supports --kind {' or '.join(INDEX_TYPES)}, "
+                              f"not {kind}")
+        uri = build["uri"]
+        if uri is not None and "@" in uri.split("//", 1)[-1].split("/", 1)[0]:
+            raise DcinetError("--uri must not hold credentials (index.json records it); "
+                              "put the token in MILVUS_TOKEN")
+        conf = {"uri": uri, "collection": "gallery" if uri is None else
+                f"dcinet_{uuid.uuid4().hex[:16]}", "index_type": INDEX_TYPES[kind]}
+        client = _connect(uri or str(Path(path) / LITE_DB))
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=32)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=info["dim"])
+        for name in ("row", "label"):
+            schema.add_field(name, DataType.INT64)
+        for name, limit in TEXT_FIELDS.items():
+            schema.add_field(name, DataType.VARCHAR, max_length=limit,
+                             nullable=name in ("path", "text"))
+        params = client.prepare_index_params()
+        index_params = {}
+        if kind == "ivf":
+            conf["nlist"] = build["nlist"] or default_nlist(build["total"])
+            conf["nprobe"] = max(1, min(build["nprobe"], conf["nlist"]))
+            index_params = {"nlist": conf["nlist"]}
+        params.add_index("vector", index_type=conf["index_type"], metric_type="IP",
+                         params=index_params)
+        client.create_collection(conf["collection"], schema=schema, index_params=params)
+        info["milvus"] = conf
+        return cls(path, info)
+
+    @staticmethod
+    def drop(path: Path, info: dict) -> None:
+        """Remove the collection of the index ``info`` describes (an index being rebuilt)."""
+        conf = info["milvus"]
+        if conf["uri"] is None:
+            try:
+                from milvus_lite.server_manager import server_manager_instance
+            except ImportError:  # nothing of it can be open in this process
+                return
+            server_manager_instance.release_server(str(Path(path) / LITE_DB))
+            return  # the database folder goes with INDEX_DIR
+        client = _connect(conf["uri"])
+        if client.has_collection(conf["collection"]):
+            client.drop_collection(conf["collection"])
+
+    def lookup(self, vector: np.ndarray, k: int, modalities: list[str], label: int | None = None,
+               nprobe: int | None = None) -> Found:
+        where = f"modality in {json.dumps(modalities)}"
+        if label is not None:
+            where += f" and label == {int(label)}"
+        params = {"metric_type": "IP"}
+        if "nprobe" in self.info["milvus"]:
+            params["params"] = {"nprobe": nprobe or self.info["milvus"]["nprobe"]}
+        hits = self.client.search(self.collection, data=[np.asarray(vector, np.float32).tolist()],
+                                  limit=k, filter=where, output_fields=ITEM_FIELDS,
+                                  search_params=params)[0]
+        return best([(float(h["distance"]), dict(h["entity"])) for h in hits], k)
+
+    def item(self, modality: str, row: int) -> dict | None:
+        found = self.client.get(self.collection, ids=[item_key(modality, row)],
+                                output_fields=ITEM_FIELDS)
+        return {f: found[0][f] for f in ITEM_FIELDS} if found else None
+
+    def prepare(self, modality: str, vectors: np.ndarray) -> None:
+        """Nothing to prepare: Milvus builds its index itself."""
+
+    def add(self, modality: str, vectors: np.ndarray, items: list[dict]) -> None:
+        entities = []
+        for vector, item in zip(vectors, items, strict=True):
+            for name, limit in TEXT_FIELDS.items():
+                value = item.get(name)
+                if value is not None and len(value.encode("utf-8")) > limit:
+                    raise DcinetError(f"item {item_key(modality, item['row'])}: its {name} is "
+                                      f"longer than Milvus's {limit}-byte limit for the field")
+            entities.append({"key": item_key(modality, item["row"]), "vector": vector.tolist(),
+                             **{f: item.get(f) for f in ITEM_FIELDS}})
+        for start in range(0, len(entities), INSERT_BATCH):
+            self.client.insert(self.collection, entities[start:start + INSERT_BATCH])
+        self._modalities.add(modality)
+
+    def delete(self, keys: list[tuple[str, int]]) -> None:
+        ids = [item_key(m, r) for m, r in keys]
+        present = set()
+        for start in range(0, len(ids), INSERT_BATCH):
+            present |= {e["key"] for e in self.client.get(
+                self.collection, ids=ids[start:start + INSERT_BATCH], output_fields=["key"])}
+        missing = [i for i in ids if i not in present]
+        if missing:
+            raise DcinetError(f"no item {missing[0]} in {self.path}")
+        self.client.delete(self.collection, ids=ids)
+
+    def counts(self) -> dict[str, int]:
+        out = {}
+        for modality in self._modalities:
+            rows = self.client.query(self.collection, filter=f"modality == {json.dumps(modality)}",
+                                     output_fields=["count(*)"], consistency_level="Strong")
+            out[modality] = int(rows[0]["count(*)"])
+        return out
+
+    def commit(self) -> None:
+        self.client.flush(self.collection)
