@@ -174,6 +174,39 @@ def section_concurrent(r: dict) -> list[str]:
             f"{r['load_average'][0]:.2f} before, {r['load_average'][1]:.2f} after.", ""]
 
 
+def section_index(r: dict) -> list[str]:
+    lines = ["## Index backends: FAISS and Milvus Lite (`bench/bench_index.py`)", "",
+             f"`python bench/bench_index.py {r['command']}`; each build and each search in its own "
+             "process (peak RSS = that process's; "
+             f"{next(iter(r['suite']['configs'].values()))['imported_rss_mib']} MiB of it once "
+             "torch and dcinet are imported, before any work); one "
+             "query at a time through the index's Gallery, k = 10; recall@10 against exact "
+             "float64 search. Synthetic clustered galleries (1,000 overlapping centres, 200 "
+             f"classes); ivfpq stores dim / 8 one-byte codes per vector and does not re-rank; "
+             f"load average {r['machine']['load_average_before']} before, "
+             f"{r['machine']['load_average_after']} after.", ""]
+    engines = {"faiss": "FAISS", "milvus": "Milvus Lite"}
+    for part in ("suite", "milvus", "large"):
+        if part not in r:
+            continue
+        p = r[part]
+        title = " and ".join(dict.fromkeys(engines[c.split()[0]] for c in p["configs"]))
+        if part == "large":
+            title = "Large IVF-PQ build (target peak RSS <= 4 GiB; `--large N`, default 10M)"
+        lines += [f"{title}, {p['gallery'][0]:,} x {p['gallery'][1]} (written in "
+                  f"{p['generate_s']} s), nlist {p['nlist']}, nprobe {p['nprobe']}:", "",
+                  "| index | build s | build peak RSS MiB | index MiB | QPS | p50 ms | p95 ms | "
+                  "recall@10 | class-filter p50 ms | search peak RSS MiB |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for name, c in p["configs"].items():
+            lines.append(f"| {name} | {c['build_s']} | {c['build_peak_rss_mib']} | "
+                         f"{c['index_mib']} | {c['qps']} | {c['p50_ms']} | {c['p95_ms']} | "
+                         f"{c['recall_at_10']} | {c['class_filter_p50_ms']} | "
+                         f"{c['search_peak_rss_mib']} |")
+        lines.append("")
+    return lines
+
+
 def section_gpu(r: dict) -> list[str]:
     return ["## GPU: paper preset (`bench/gpu.sh`)", "", "```",
             *[f"{k}: {v}" for k, v in r.items()], "```", ""]
@@ -183,14 +216,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small variants, to check the pipeline")
     ap.add_argument("--only", help="comma-separated subset of: step, metrics, search, server, demo, "
-                                   "concurrent")
+                                   "concurrent, index")
     ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     ap.add_argument("--work", type=Path, help="folder for the figures (JSON); default: a new temp folder")
     ap.add_argument("--render-only", action="store_true",
                     help="run nothing: write BENCHMARKS.md from the JSON figures already in --work")
     args = ap.parse_args()
     chosen = set(args.only.split(",")) if args.only else {"step", "metrics", "search", "server", "demo",
-                                                          "concurrent"}
+                                                          "concurrent", "index"}
     quick = ["--quick"] if args.quick else []
     work = args.work or Path(tempfile.mkdtemp(prefix="dcinet-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -201,11 +234,14 @@ def main() -> None:
         "server": lambda: run_json("bench_server.py", quick, work),
         "demo": lambda: run_demo(work, args.quick),
         "concurrent": lambda: run_json("bench_concurrent.py", quick, work),
+        "index": lambda: run_json("bench_index.py", quick, work),
     }
     saved = {"step": "bench_step.json", "metrics": "bench_metrics.json", "search": "bench_search.json",
-             "server": "bench_server.json", "demo": "demo.json", "concurrent": "bench_concurrent.json"}
+             "server": "bench_server.json", "demo": "demo.json", "concurrent": "bench_concurrent.json",
+             "index": "bench_index.json"}
     render = {"step": section_step, "metrics": section_metrics, "search": section_search,
-              "server": section_server, "demo": section_demo, "concurrent": section_concurrent}
+              "server": section_server, "demo": section_demo, "concurrent": section_concurrent,
+              "index": section_index}
     sections: list[str] = []
     for name, run in runs.items():
         if name in chosen and not args.render_only:
