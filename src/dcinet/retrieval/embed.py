@@ -188,14 +188,19 @@ def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_
     feature = feature or trained.cfg.eval_feature
     chunk_size = -(-chunk_size // inference.batch_size) * inference.batch_size
     out = Path(out)
-    manifest = _start_or_resume(out, _job(trained, samples, data_root, split, feature, chunk_size))
+    job = _job(trained, samples, data_root, split, feature, chunk_size)
+    if dist.is_main:  # rank 0 checks the folder and starts the manifest before any rank reads it
+        manifest = _start_or_resume(out, job)
+        if not manifest["complete"]:
+            out.mkdir(parents=True, exist_ok=True)
+            _write_json(out / MANIFEST, manifest)
+    barrier(dist)
+    if not dist.is_main:
+        manifest = _start_or_resume(out, job)
     if manifest["complete"]:
         if progress and dist.is_main:
             print(f"{out}: embeddings already complete", file=sys.stderr)
         return manifest
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / MANIFEST, manifest)
     one_process = replace(inference, dist=DistInfo())  # a rank embeds its own chunks alone
     modalities = {}
     for modality in trained.modalities:
