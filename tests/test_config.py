@@ -123,6 +123,7 @@ BAD_VALUES: dict[str, list[object]] = {
     "epochs": [0],
     "scheduler": ["linear"],
     "step_size": [0],
+    "warmup_epochs": [-1, 0.5],
     "seed": [-1, 2**32, 1.5],
     "amp": ["true"],
     "channels_last": [0],

@@ -90,6 +90,7 @@ class Config:
     epochs: int = 150
     scheduler: str = "none"  # none | cosine | step
     step_size: int = 50  # epochs between lr x0.1 drops (scheduler=step)
+    warmup_epochs: int = 0  # the lr climbs linearly, step by step, to the schedule's over these
     # --- run ---
     seed: int = 0
     amp: bool = True  # used on CUDA only
@@ -232,6 +233,7 @@ RULES: dict[str, Rule] = {
     "epochs": _COUNT,
     "scheduler": _one_of(SCHEDULERS),
     "step_size": _COUNT,
+    "warmup_epochs": _integer(0),
     "seed": _integer(0, 2**32 - 1),  # what every RNG takes (NumPy's legacy seed: < 2**32)
     "amp": _FLAG,
     "channels_last": _FLAG,

@@ -246,14 +246,28 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool) -> tuple[
     return inputs, labels
 
 
+def warm_up(optimizer: torch.optim.Optimizer, scheduled: list[float], fraction: float) -> None:
+    """Set every parameter group's lr to its ``scheduled`` lr (this epoch's, from
+    :func:`lr_factor`) times ``fraction``: the share of the ``warmup_epochs`` steps done, this one
+    included. A function of the epoch and step only, so a resumed run warms up as an uninterrupted
+    one."""
+    for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
+        group["lr"] = lr * fraction
+
+
 def train_one_epoch(model, loader, optimizer, scaler, cfg: Config, dist: DistInfo, epoch: int,
                     progress: bool) -> dict[str, float]:
-    """Run one epoch; returns the mean of ``loss`` and of every loss part over its steps."""
+    """Run one epoch; returns the mean of ``loss`` and of every loss part over its steps.
+
+    In the first ``cfg.warmup_epochs`` epochs the lr climbs linearly, step by step, from
+    ``1 / (warmup_epochs * steps)`` of the scheduled lr to all of it (:func:`warm_up`).
+    """
     model.train()
     use_amp = cfg.amp and dist.device.type == "cuda"
     channels_last = cfg.channels_last and dist.device.type == "cuda"
     sums: dict[str, float] = {}
     steps = len(loader)
+    scheduled = [group["lr"] for group in optimizer.param_groups]
     bar = None
     if progress and dist.is_main and sys.stderr.isatty():
         from tqdm import tqdm
@@ -272,6 +286,8 @@ def train_one_epoch(model, loader, optimizer, scaler, cfg: Config, dist: DistInf
             )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if epoch < cfg.warmup_epochs:
+            warm_up(optimizer, scheduled, (epoch * steps + step + 1) / (cfg.warmup_epochs * steps))
         scaler.step(optimizer)
         scaler.update()
         values = {"loss": loss.item(), **{k: v.item() for k, v in out["parts"].items()}}
