@@ -37,33 +37,6 @@ def run_json(script: str, args: list[str], work: Path) -> dict:
     return json.loads(out.read_text())
 
 
-DEMO_CHILD = (
-    "import json, resource, sys\n"
-    "from dcinet.app.cli import main\n"
-    "code = main(sys.argv[2:])\n"
-    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-    "open(sys.argv[1], 'w').write(json.dumps({'peak_rss_mib': peak}))\n"
-    "sys.exit(code)\n"
-)
-
-
-def run_demo(work: Path, quick: bool) -> dict:
-    """A real ``dcinet demo`` in its own process: wall time and that process's peak RSS."""
-    peak_file = work / "demo_peak.json"
-    args = ["demo", "--data", str(work / "builtin"), "--out", str(work / "demo")]
-    if quick:
-        args.append("epochs=1")
-    print("$ dcinet", " ".join(args), flush=True)
-    started = time.perf_counter()
-    subprocess.run([PY, "-c", DEMO_CHILD, str(peak_file), *args], check=True, cwd=REPO)
-    wall = time.perf_counter() - started
-    results = json.loads((work / "demo" / "results.json").read_text())
-    out = {"wall_s": wall, "peak_rss_mib": json.loads(peak_file.read_text())["peak_rss_mib"],
-           "quick": quick, "results": results}
-    (work / "demo.json").write_text(json.dumps(out))
-    return out
-
-
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -153,11 +126,20 @@ def section_server(r: dict) -> list[str]:
 
 
 def section_demo(r: dict) -> list[str]:
-    res = r["results"]
+    res, q = r["results"], r["quality"]
+    settings = f" ({' '.join(r['overrides'])})" if r["overrides"] else ""
     return ["## Demo (`dcinet demo`, the main job)", "",
-            f"Wall time {r['wall_s']:.0f} s{' (epochs=1)' if r['quick'] else ''}, peak RSS "
-            f"{r['peak_rss_mib']:.0f} MiB; average bimodal mAP {res.get('average_bimodal', float('nan')):.3f}, "
-            f"average multimodal mAP {res.get('average_multimodal', float('nan')):.3f}.", ""]
+            f"`bench/bench_demo.py` on {r['cpu']} ({r['usable_cores']} usable cores, load average "
+            f"{r['load_average'][0]:.2f} before): a first `dcinet demo`{settings} in its own process "
+            f"(new data, run folder and spectrogram cache) took {r['wall_s']:.0f} s wall, peak RSS "
+            f"{r['peak_rss_mib']:.0f} MiB; average bimodal mAP {res['average_bimodal']:.3f}, "
+            f"multimodal {res['average_multimodal']:.3f}.", "",
+            f"Its config trained and evaluated for seeds {', '.join(map(str, r['seeds']))}: average "
+            f"bimodal mAP {q['average_bimodal']['mean']:.3f} ± {q['average_bimodal']['std']:.3f}, "
+            f"multimodal {q['average_multimodal']['mean']:.3f} ± "
+            f"{q['average_multimodal']['std']:.3f} (mean ± std); seed 0 reproduces the demo's "
+            f"figures: {'yes' if r['seed0_matches_demo'] else 'NO'}. Float bits differ across CPUs, "
+            "so the mAPs reproduce on the same machine, not everywhere.", ""]
 
 
 def section_concurrent(r: dict) -> list[str]:
@@ -212,6 +194,30 @@ def section_gpu(r: dict) -> list[str]:
             *[f"{k}: {v}" for k, v in r.items()], "```", ""]
 
 
+def split_sections(lines: list[str]) -> list[list[str]]:
+    """Markdown lines cut before each ``## `` heading (part 0: the lines before the first)."""
+    parts: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("## "):
+            parts.append([])
+        parts[-1].append(line)
+    return parts
+
+
+def update_sections(old: str, new: list[str]) -> list[str]:
+    """``old`` with each ``## `` section that ``new`` also holds replaced by ``new``'s; a section
+    ``old`` lacks goes before its GPU section (or at the end). Everything else is kept."""
+    parts = split_sections(old.splitlines())
+    for section in split_sections(new)[1:]:
+        at = next((i for i, p in enumerate(parts) if p[:1] == section[:1]), None)
+        if at is not None:
+            parts[at] = section
+        else:
+            gpu = next((i for i, p in enumerate(parts) if p[:1] and p[0].startswith("## GPU")), None)
+            parts.insert(len(parts) if gpu is None else gpu, section)
+    return [line for part in parts for line in part]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small variants, to check the pipeline")
@@ -221,6 +227,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="folder for the figures (JSON); default: a new temp folder")
     ap.add_argument("--render-only", action="store_true",
                     help="run nothing: write BENCHMARKS.md from the JSON figures already in --work")
+    ap.add_argument("--update", action="store_true",
+                    help="replace only the sections with figures in --work (e.g. those of "
+                         "--only demo) in the existing --out file, keeping its others and its header")
     args = ap.parse_args()
     chosen = set(args.only.split(",")) if args.only else {"step", "metrics", "search", "server", "demo",
                                                           "concurrent", "index"}
@@ -232,12 +241,13 @@ def main() -> None:
         "metrics": lambda: run_json("bench_metrics.py", quick, work),
         "search": lambda: run_json("bench_search.py", [*quick, "--work", str(work / "search")], work),
         "server": lambda: run_json("bench_server.py", quick, work),
-        "demo": lambda: run_demo(work, args.quick),
+        "demo": lambda: run_json("bench_demo.py", [*quick, "--work",
+                                                   tempfile.mkdtemp(dir=work, prefix="demo-")], work),
         "concurrent": lambda: run_json("bench_concurrent.py", quick, work),
         "index": lambda: run_json("bench_index.py", quick, work),
     }
     saved = {"step": "bench_step.json", "metrics": "bench_metrics.json", "search": "bench_search.json",
-             "server": "bench_server.json", "demo": "demo.json", "concurrent": "bench_concurrent.json",
+             "server": "bench_server.json", "demo": "bench_demo.json", "concurrent": "bench_concurrent.json",
              "index": "bench_index.json"}
     render = {"step": section_step, "metrics": section_metrics, "search": section_search,
               "server": section_server, "demo": section_demo, "concurrent": section_concurrent,
@@ -257,7 +267,10 @@ def main() -> None:
               f"Machine: {machine()}.", "",
               "Times on a shared 2-core machine are noisy: each figure is a median or best of "
               "repeated runs and every comparison is a ratio measured in the same process.", ""]
-    args.out.write_text("\n".join(header + sections))
+    if args.update and args.out.exists():
+        args.out.write_text("\n".join(update_sections(args.out.read_text(), sections)) + "\n")
+    else:
+        args.out.write_text("\n".join(header + sections))
     print(f"wrote {args.out}")
 
 
