@@ -107,6 +107,13 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny: Path, tmp_path: Path)
     assert sum(other[k] != again[k] for k in texts) > 0.8 * len(texts)
 
 
+def test_worker_processes_write_the_same_bytes(tiny: Path, tmp_path: Path, capsys):
+    out = synthesize(tmp_path / "parallel", **{**TINY, "progress": True, "workers": 2})
+    assert _files(out) == _files(tiny)
+    progress = capsys.readouterr().err.splitlines()
+    assert progress[-1] == "synthesizing: 96/96 files" and len(progress) == 2  # chunks of 50
+
+
 def test_an_item_depends_only_on_its_key(tiny: Path):
     """Re-rendering one item alone, out of order, gives the file's exact content."""
     species = {s.name: (i, s) for i, s in enumerate(build_taxonomy(4))}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcinet.app.cli import usable_cores
 from dcinet.config import load_config
 from dcinet.models.factory import load_trained
 from dcinet.retrieval.directions import evaluate_directions
@@ -61,7 +62,8 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, seed: in
     """Generate (or reuse) the built-in dataset, train cpu-tiny, evaluate; returns the results."""
     started = time.perf_counter()
     _say(f"[1/4] built-in dataset ({DEMO_CLASSES} classes x {DEMO_PER_CLASS} per modality) in {data}")
-    synthesize(data, classes=DEMO_CLASSES, per_class=DEMO_PER_CLASS, seed=seed)
+    synthesize(data, classes=DEMO_CLASSES, per_class=DEMO_PER_CLASS, seed=seed,
+               workers=usable_cores())
     cfg = load_config("cpu-tiny", overrides)
     run_dir = out / "run"
     _say(f"[2/4] training DCINet ({cfg.backbone}, {cfg.img_size}px, {cfg.interaction} after "

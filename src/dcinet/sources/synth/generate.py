@@ -1,17 +1,21 @@
 """Write the built-in dataset: ``OUT/<modality>/<split>/<class>/<index>.<ext>`` plus ``synth.json``.
 
 Every item draws from its own random generator seeded by ``(seed, class, modality, index)``, so a
-file's bytes depend only on those and the arguments, not on the order of generation. ``synth.json``
-(the arguments, the per-class attributes and ``"complete"``) is written first with
-``complete: false`` and rewritten with ``true`` at the end: a re-run with the same arguments on a
-complete tree only checks that the files exist; on an interrupted one it writes everything again.
+file's bytes depend only on those and the arguments, not on the order of generation nor on how
+many worker processes write them. ``synth.json`` (the arguments, the per-class attributes and
+``"complete"``) is written first with ``complete: false`` and rewritten with ``true`` at the end:
+a re-run with the same arguments on a complete tree only checks that the files exist; on an
+interrupted one it writes everything again.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +38,7 @@ MANIFEST = "synth.json"
 GENERATOR_VERSION = 1
 MODALITY_CODES = {"image": 0, "audio": 1, "text": 2}
 EXTENSIONS = {"image": ".png", "audio": ".wav", "text": ".txt"}
+CHUNK = 50  # files per task handed to a worker process
 
 
 def split_sizes(per_class: int, test_fraction: float) -> tuple[int, int]:
@@ -123,23 +128,23 @@ def _existing(out: Path, config: dict) -> dict | None:
 
 
 def _progress(total: int, enabled: bool):
-    """``(step, close)`` callables: a tqdm bar on a terminal, a line per 10 % otherwise, nothing if
-    disabled."""
+    """``(advance, close)`` callables (``advance(n)``: n more files written): a tqdm bar on a
+    terminal, a line per 10 % otherwise, nothing if disabled."""
     if not enabled:
-        return lambda: None, lambda: None
+        return lambda n: None, lambda: None
     if sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="synthesizing", unit="file")
-        return lambda: bar.update(1), bar.close
+        return bar.update, bar.close
     done = [0]
 
-    def step() -> None:
-        done[0] += 1
-        if done[0] * 10 // total != (done[0] - 1) * 10 // total or done[0] == total:
+    def advance(n: int) -> None:
+        before, done[0] = done[0], done[0] + n
+        if before * 10 // total != done[0] * 10 // total or done[0] == total:
             print(f"synthesizing: {done[0]}/{total} files", file=sys.stderr, flush=True)
 
-    return step, lambda: None
+    return advance, lambda: None
 
 
 def _write(path: Path, modality: str, s: Species, rng: np.random.Generator, image_size: int, note: str) -> None:
@@ -151,13 +156,41 @@ def _write(path: Path, modality: str, s: Species, rng: np.random.Generator, imag
         path.write_text(note + "\n", encoding="utf-8")
 
 
+def _write_items(items: list[tuple[str, int, int, Path]], species: list[Species], seed: int,
+                 image_size: int, notes: dict[tuple[int, int], str]) -> int:
+    """Write ``(modality, class_index, index, path)`` items; returns how many."""
+    for modality, class_index, index, path in items:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(path, modality, species[class_index], item_rng(seed, class_index, modality, index),
+               image_size, notes[class_index, index])
+    return len(items)
+
+
+def _write_all(items: list, write: Callable[[list], int], workers: int,
+               advance: Callable[[int], None]) -> None:
+    """``write`` every chunk of :data:`CHUNK` items, in ``workers`` spawned processes when > 1
+    (spawned: a forked child of a process running torch's OpenMP threads can hang)."""
+    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    if workers <= 1:
+        for chunk in chunks:
+            advance(write(chunk))
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for written in pool.map(write, chunks):
+            advance(written)
+
+
 def synthesize(out: Path | str, classes: int = 20, per_class: int = 40, seed: int = 0,
-               test_fraction: float = 0.25, image_size: int = 96, progress: bool = True) -> Path:
+               test_fraction: float = 0.25, image_size: int = 96, progress: bool = True,
+               workers: int = 1) -> Path:
     """Generate (or reuse) the built-in fine-grained tri-modal dataset under ``out``.
 
     Per class and modality ``per_class`` items: the first ``train`` to ``train/``, the rest to
     ``test/`` (see :func:`split_sizes`). Image: RGB PNG ``image_size`` x ``image_size``; audio: WAV,
     16 kHz mono PCM_16, 1-3 s; text: UTF-8 note of 1-3 sentences. Returns ``out``.
+
+    ``workers`` > 1 writes the files in that many spawned processes (the bytes are the same): a
+    script that calls it so must guard its top-level code with ``if __name__ == "__main__":``.
 
     Raises:
         DcinetError: bad arguments; ``out`` not empty and not made with the same arguments.
@@ -176,14 +209,11 @@ def synthesize(out: Path | str, classes: int = 20, per_class: int = 40, seed: in
 
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).write_text(json.dumps(_manifest(species, config, False), indent=1), encoding="utf-8")
-    notes = _texts(species, seed, per_class)
-    step, close = _progress(len(items), progress)
+    write = partial(_write_items, species=species, seed=seed, image_size=image_size,
+                    notes=_texts(species, seed, per_class))
+    advance, close = _progress(len(items), progress)
     try:
-        for modality, class_index, index, path in items:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write(path, modality, species[class_index], item_rng(seed, class_index, modality, index),
-                   image_size, notes[class_index, index])
-            step()
+        _write_all(items, write, workers, advance)
     finally:
         close()
     (out / MANIFEST).write_text(json.dumps(_manifest(species, config, True), indent=1), encoding="utf-8")
