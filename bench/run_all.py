@@ -129,9 +129,10 @@ def section_demo(r: dict) -> list[str]:
     res, q = r["results"], r["quality"]
     settings = f" ({' '.join(r['overrides'])})" if r["overrides"] else ""
     return ["## Demo (`dcinet demo`, the main job)", "",
-            f"`bench/bench_demo.py` on {r['cpu']} ({r['usable_cores']} usable cores, load average "
-            f"{r['load_average'][0]:.2f} before): a first `dcinet demo`{settings} in its own process "
-            f"(new data, run folder and spectrogram cache) took {r['wall_s']:.0f} s wall, peak RSS "
+            f"`bench/bench_demo.py` on {r['cpu']} ({r['usable_cores']} usable cores; load average "
+            f"{r['load_average'][0]:.2f} at the start, {r['load_average'][1]:.2f} at the end): a "
+            f"first `dcinet demo`{settings} in its own process (new data, run folder and "
+            f"spectrogram cache) took {r['wall_s']:.0f} s wall, peak RSS "
             f"{r['peak_rss_mib']:.0f} MiB; average bimodal mAP {res['average_bimodal']:.3f}, "
             f"multimodal {res['average_multimodal']:.3f}.", "",
             f"Its config trained and evaluated for seeds {', '.join(map(str, r['seeds']))}: average "
