@@ -41,12 +41,13 @@ def assert_still_serving(server_url: str) -> None:
     assert status == 200 and json.loads(body)["status"] == "ok"
 
 
-def test_health_and_page(server_url):
+def test_health_and_page(server_url, searcher):
     status, _, body = request(f"{server_url}/api/health")
     health = json.loads(body)
     assert status == 200 and health["counts"] == {"image": 8, "audio": 8, "text": 8}
     assert health["query_modalities"] == ["image", "audio", "text"] and health["max_upload_mb"] == 0.25
     assert health["backend"] == "faiss" and health["kind"] == "flat"
+    assert health["class_names"] == searcher.classes and health["classes"] == len(searcher.classes) > 1
     status, ctype, page = request(f"{server_url}/")
     assert status == 200 and ctype.startswith("text/html") and b'id="search-form"' in page
     status, ctype, _ = request(f"{server_url}/static/app.js")

@@ -80,9 +80,20 @@ def test_upload_an_image_and_see_ranked_results(browser, server_url, searcher, t
         browser.save_screenshot(os.environ["DCINET_SCREENSHOT"])
     assert (tmp_path / "screenshot.png").stat().st_size > 10_000
 
+    wanted = searcher.classes[1]  # the class box: only that class's items, as the API ranks them
+    browser.find_element(By.ID, "class-name").send_keys(wanted)
+    browser.find_element(By.ID, "search-button").click()
+    expected = searcher.search_image(image, k=12, class_name=wanted)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .result")) == len(expected))
+    cards = browser.find_elements(By.CSS_SELECTOR, "#results .result")
+    assert [c.find_element(By.CSS_SELECTOR, ".score").text for c in cards] == [f"{h.score:.4f}" for h in expected]
+    assert {c.find_element(By.CSS_SELECTOR, ".cls").text for c in cards} == {wanted.replace("_", " ")}
+    assert f"class {wanted}" in browser.find_element(By.ID, "summary").text
+    browser.find_element(By.ID, "class-name").clear()
+
     browser.find_element(By.CSS_SELECTOR, "input[name=kind][value=text]").click()
     Select(browser.find_element(By.ID, "target")).select_by_value("text")
     browser.find_element(By.ID, "search-button").click()  # the description is still empty
     wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
     assert browser.find_element(By.ID, "error").text == "the text query is empty"
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) == 12  # kept
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#results .result")) == len(expected)  # kept

@@ -4,7 +4,8 @@ page that uses it (standard library ``http.server``, one thread per request).
 Routes:
 
 * ``GET /`` — the search page (``static/index.html``; ``GET /static/<file>`` for its js / css);
-* ``GET /api/health`` — ``{"status": "ok", "query_modalities", "targets", "counts", ...}``;
+* ``GET /api/health`` — ``{"status": "ok", "query_modalities", "targets", "counts", "classes"
+  (how many), "class_names" (the page's class filter choices), ...}``;
 * ``POST /api/search`` — a query, optionally filtered by gallery modality and class (see
   :mod:`dcinet.app.serve.forms`) -> ``{"query": {...},
   "results": [hit + "media" and "thumbnail" URLs]}``;
@@ -111,6 +112,7 @@ class SearchApp:
                 "targets": self.searcher.targets, "counts": info["counts"],
                 "backend": info["backend"], "kind": info["kind"],
                 "feature": info["feature"], "classes": len(info["classes"]),
+                "class_names": list(info["classes"]),
                 "max_upload_mb": self.max_upload_bytes / (1024 * 1024)}
 
     def _urls(self, hit: Hit) -> dict:

@@ -39,6 +39,7 @@ async function loadHealth() {
     $("status").textContent = `${health.kind} index of ${health.feature} features: ${counts}; ` +
       `${health.classes} classes; uploads up to ${health.max_upload_mb} MB.`;
     for (const target of health.targets) $("target").append(el("option", { value: target }, target));
+    for (const name of health.class_names) $("class-names").append(el("option", { value: name }));
     for (const radio of form.querySelectorAll("input[name=kind]")) {
       radio.disabled = !health.query_modalities.includes(radio.value);
     }
@@ -77,6 +78,8 @@ async function search(event) {
   }
   data.append("modality", $("target").value);
   data.append("k", $("k").value);
+  const className = $("class-name").value.trim();
+  if (className) data.append("class", className);
   $("search-button").disabled = true;
   $("summary").textContent = "searching…";
   try {
@@ -88,7 +91,8 @@ async function search(event) {
     }
     $("results").replaceChildren(...body.results.map(card));
     $("summary").textContent = `${body.results.length} results for the ${body.query.modality} query ` +
-      `(${body.query.target === "all" ? "all modalities" : body.query.target}), best first`;
+      `(${body.query.target === "all" ? "all modalities" : body.query.target}` +
+      `${body.query.class ? `, class ${body.query.class}` : ""}), best first`;
   } catch (err) {
     $("summary").textContent = "";
     showError("the request failed; is the server still running?");
