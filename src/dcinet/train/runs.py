@@ -43,6 +43,15 @@ def write_run_info(run_dir: Path, cfg: Config, collection: Collection, modalitie
     return info
 
 
+def update_run_info(run_dir: Path, values: dict) -> dict:
+    """Set the top-level ``values`` of an existing ``run.json`` (atomically; the other keys are
+    kept) and return the new info."""
+    _, info = read_run(run_dir)
+    info.update(values)
+    atomic_write_bytes(run_dir / RUN_FILE, json.dumps(info, indent=1).encode())
+    return info
+
+
 def check_resume(run_dir: Path, cfg: Config, collection: Collection,
                  validation: dict | None = None) -> None:
     """Refuse to resume a run made with another dataset, validation items or model
