@@ -52,7 +52,7 @@ from dcinet.distributed import (
 )
 from dcinet.errors import DcinetError
 from dcinet.models.factory import create_model
-from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics
+from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics, read_run
 from dcinet.train.checkpoint import (
     load_checkpoint,
     restore_best,
@@ -63,7 +63,13 @@ from dcinet.train.checkpoint import (
 )
 from dcinet.train.fired import RUN_KEY, add_counts, fired_record, sum_over_ranks
 from dcinet.train.plots import plot_curves
-from dcinet.train.runs import check_resume, update_run_info, write_metrics, write_run_info
+from dcinet.train.runs import (
+    check_resume,
+    config_changes,
+    update_run_info,
+    write_metrics,
+    write_run_info,
+)
 from dcinet.train.validation import checked_val_samples, improved_best, validate, validation_due
 
 
@@ -395,9 +401,17 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
 def train_or_resume(cfg: Config, data_root: Path, run_dir: Path, progress: bool = True,
                     device: str = "auto") -> list[dict]:
     """The history of the run in ``run_dir``: reused when it finished ``cfg.epochs``, resumed
-    when it stopped earlier, trained when there is none."""
+    when it stopped earlier, trained when there is none.
+
+    Raises:
+        DcinetError: ``run_dir`` holds a run of another configuration (finished or not).
+    """
     history = read_metrics(run_dir)
     if history and history[-1]["epoch"] >= cfg.epochs:
+        changed = config_changes(read_run(run_dir)[0], cfg)
+        if changed:
+            raise DcinetError(f"{run_dir} holds a finished run of another configuration "
+                              f"({changed}); choose another --out")
         if progress:
             print(f"reusing the finished run in {run_dir}", flush=True)
         return history
