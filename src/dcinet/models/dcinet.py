@@ -38,7 +38,8 @@ class DCINet(SharedCCRNModel):
                  layer: int = 4, interaction: str = "cmsi+cmci", vocab_size: int = 64,
                  text_len: int = 448, img_size: int = 448, text_channels: int = 64,
                  text_embedding: str = "onehot", mixup: MixupSettings | None = None,
-                 cmci_mode: str = "paper", w_modal: float = 1.0, w_dual: float = 1.0, net: nn.Module | None = None):
+                 cmci_mode: str = "paper", w_modal: float = 1.0, w_dual: float = 1.0,
+                 net: nn.Module | None = None):
         if interaction not in INTERACTIONS:
             raise DcinetError(f"interaction must be one of {', '.join(INTERACTIONS)}, got {interaction!r}")
         super().__init__(num_classes, modalities, backbone, layer, vocab_size, text_len, img_size,
@@ -126,5 +127,6 @@ def count_by_modality(modalities: list[str], ids: torch.Tensor, **masks: torch.T
     out = {}
     for k, name in enumerate(modalities):
         mine = ids == k
-        out[name] = {"maps": int(mine.sum()), **{key: int((mask & mine).sum()) for key, mask in masks.items()}}
+        out[name] = {"maps": int(mine.sum()),
+                     **{key: int((mask & mine).sum()) for key, mask in masks.items()}}
     return out
