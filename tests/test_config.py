@@ -16,6 +16,8 @@ def test_paper_preset_matches_section_4_2():
     assert (cfg.mixup_alpha, cfg.cutmix_alpha, cfg.cutmix_minmax) == (0.8, 1.0, [0.5, 0.6])
     assert (cfg.mix_prob, cfg.switch_prob) == (1.0, 1.0)
     assert (cfg.layer, cfg.interaction) == (4, "cmsi+cmci")
+    # the variants default to the paper (label smoothing: not in the paper; dcinet's 0.0)
+    assert (cfg.cmci_mode, cfg.cmsi_box, cfg.label_smoothing) == ("paper", "minmax", 0.0)
 
 
 def test_presets_listed_and_valid():
@@ -100,6 +102,8 @@ BAD_VALUES: dict[str, list[object]] = {
     "mix_prob": [-0.01, 1.01],
     "switch_prob": [1.5, "1"],
     "label_smoothing": [-0.1, 1.0],
+    "cmsi_box": ["box", "Beta", None],
+    "cmci_mode": ["both", "", 1],
     "w_modal": [-1.0],
     "w_dual": [-0.5],
     "w_center": [-0.001],
@@ -186,6 +190,14 @@ def test_training_reads_the_configured_fgxmedia_lists(tmp_path: Path):
     assert collection.num_classes == 5 and len(collection.samples) == 4
     with pytest.raises(DcinetError):  # the default lists folder ROOT/list does not exist
         read_configured(root, dataclasses.replace(cfg, lists_dir=None))
+
+
+def test_a_beta_box_needs_an_alpha():
+    with pytest.raises(DcinetError, match="'cmsi_box' is beta"):
+        dataclasses.replace(Config(), cmsi_box="beta", mixup_alpha=0.0, cutmix_alpha=0.0).validate()
+    # the minmax box forces timm's CutMix alpha to 1, so both alphas may be 0 there
+    assert dataclasses.replace(Config(), mixup_alpha=0.0, cutmix_alpha=0.0).validate()
+    assert dataclasses.replace(Config(), cmsi_box="beta", mixup_alpha=0.0).validate()
 
 
 def test_holding_items_out_needs_validation():

@@ -27,14 +27,19 @@ from dcinet.files import atomic_write_bytes
 PRESET_DIR = Path(__file__).parent / "configs"
 
 INTERACTIONS = ("none", "cmsi", "cmci", "cmsi+cmci")
+CMCI_MODES = ("paper", "symmetric")  # who receives channels in a CMCI triple (interaction.cmci_sources)
+CMSI_BOXES = ("minmax", "beta")  # how CMSI's CutMix box is drawn (interaction.MixupSettings)
 METHODS = ("dcinet", "fgcrossnet")
 SAMPLERS = ("random", "class_aware")
 SCHEDULERS = ("none", "cosine", "step")
 FEATURES = ("softmax", "logits", "embedding")
 TEXT_EMBEDDINGS = ("onehot", "embedding")
 FORMATS = ("folder", "fgxmedia", "cub")
-# `dcinet ablate --grid`: Tables 1-2, Table 3, Table 4, and DCINet against the FGCrossNet baseline
-ABLATION_GRIDS = ("components", "layers", "backbones", "methods")
+# `dcinet ablate --grid`: Tables 1-2, Table 3, Table 4, DCINet against the FGCrossNet baseline, and
+# the method variants (CMCI triples, CMSI label smoothing, CMSI boxes, all of them) against the plain
+# network and the paper's DCINet
+ABLATION_GRIDS = ("components", "layers", "backbones", "methods", "cmci_modes", "cmsi_smoothing",
+                  "cmsi_boxes", "variants")
 
 
 @dataclass
@@ -63,7 +68,10 @@ class Config:
     cutmix_minmax: list[float] = field(default_factory=lambda: [0.5, 0.6])
     mix_prob: float = 1.0
     switch_prob: float = 1.0
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # CMSI's soft targets; not in the paper (timm's default: 0.1)
+    cmsi_box: str = "minmax"  # minmax (paper: sides from cutmix_minmax) | beta (lambda ~ Beta(cutmix_alpha))
+    # --- CMCI (§3.3) ---
+    cmci_mode: str = "paper"  # paper (a triple's first map receives) | symmetric (all three receive)
     # --- losses (§3.4, eq. 8) ---
     w_modal: float = 1.0  # weight of L_img + L_aud + L_txt
     w_dual: float = 1.0  # weight of L_dual
@@ -119,6 +127,10 @@ class Config:
         if self.format != "fgxmedia" and (self.lists_dir is not None or self.num_classes is not None):
             raise DcinetError(f"config keys 'lists_dir' and 'num_classes' apply to format fgxmedia "
                               f"only, not {self.format!r}")
+        if self.cmsi_box == "beta" and self.mixup_alpha == 0 and self.cutmix_alpha == 0:
+            raise DcinetError("config key 'cmsi_box' is beta, which draws lambda from "
+                              "Beta(cutmix_alpha) (or Beta(mixup_alpha) for a blend): one of them "
+                              "must be > 0")
         if self.val_fraction > 0 and self.val_every == 0:
             raise DcinetError(f"config key 'val_every' is 0 (never validate), so val_fraction="
                               f"{self.val_fraction} would hold training items out for nothing")
@@ -201,14 +213,16 @@ RULES: dict[str, Rule] = {
     "hop_length": _COUNT,
     "video_frames": _COUNT,
     # timm's Mixup draws Beta(alpha, alpha) for an alpha > 0 and skips an alpha of 0; it sets the
-    # CutMix alpha to 1 whenever cutmix_minmax is given, which it always is here, so CutMix is
-    # always active and both alphas may be 0.
+    # CutMix alpha to 1 whenever cutmix_minmax is given (cmsi_box minmax, the paper), so CutMix is
+    # then always active and both alphas may be 0; cmsi_box beta needs one of them > 0.
     "mixup_alpha": _WEIGHT,
     "cutmix_alpha": _WEIGHT,
     "cutmix_minmax": (_box_range, "[lo, hi] with 0 < lo <= hi < 1"),
     "mix_prob": _PROBABILITY,
     "switch_prob": _PROBABILITY,
     "label_smoothing": _number(0, 1, below_high=True),  # 1 would make every target uniform
+    "cmsi_box": _one_of(CMSI_BOXES),  # beta: and an alpha > 0
+    "cmci_mode": _one_of(CMCI_MODES),
     "w_modal": _WEIGHT,
     "w_dual": _WEIGHT,
     "w_center": _WEIGHT,

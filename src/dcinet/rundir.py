@@ -4,7 +4,9 @@ A run directory holds:
 
 * ``config.yaml``: the resolved :class:`~dcinet.config.Config`;
 * ``run.json``: classes, modalities, dataset fingerprint, data root, what the data checks dropped,
-  the validation items (``validation``: :func:`~dcinet.data.splits.hold_out_validation`);
+  the validation items (``validation``: :func:`~dcinet.data.splits.hold_out_validation`) and,
+  from the first epoch on, how often CMSI and CMCI changed a map, per modality
+  (``interactions_fired``: :func:`~dcinet.train.fired.fired_record`);
 * ``metrics.csv`` and ``losses.png``: one row / point per epoch (``val_*`` columns and ``val.png``
   on the epochs that validated);
 * per saved epoch ``E``: ``model-E.safetensors`` (weights; no code runs on load) and ``state-E.pt``

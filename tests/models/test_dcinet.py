@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -77,8 +79,8 @@ def test_dual_loss_is_cmsi_then_cmci_then_submodule2():
     modality_ids = torch.arange(3).repeat_interleave(4)
     _seed(5)
     maps = model.ccrn.forward_features(x)
-    mixed, soft, perm = cmsi(maps, y, K)
-    mixed, soft = cmci(mixed, soft, y[perm], modality_ids[perm])
+    mixed, soft, perm, _ = cmsi(maps, y, K)
+    mixed, soft, _ = cmci(mixed, soft, y[perm], modality_ids[perm])
     expected = soft_target_cross_entropy(model.ccrn.forward_head(mixed), soft)
     assert torch.allclose(out["parts"]["l_dual"], expected, atol=1e-6)
 
@@ -89,10 +91,58 @@ def test_dual_loss_without_cmsi_uses_one_hot_targets():
     out = model(inputs, labels)
     x = torch.cat([model.to_image(inputs[m], m) for m in ALL])
     y = torch.cat([labels[m] for m in ALL])
-    maps, soft = cmci(model.ccrn.forward_features(x), F.one_hot(y, K).float(), y,
+    maps, soft, _ = cmci(model.ccrn.forward_features(x), F.one_hot(y, K).float(), y,
                       torch.arange(3).repeat_interleave(4))
     expected = soft_target_cross_entropy(model.ccrn.forward_head(maps), soft)
     assert torch.allclose(out["parts"]["l_dual"], expected, atol=1e-6)
+
+
+def _known_batch():
+    """b = 4 per modality with labels whose CMCI matches are known (ids: image 0-3, audio 4-7,
+    text 8-11): label 0 -> triple (0, 4, 8), audio 6, 7 left over; label 1 -> pair (1, 5);
+    label 2 -> pair (2, 9), text 10, 11 left over; label 3 (image 3) alone."""
+    inputs, _ = _batch()
+    labels = {"image": torch.tensor([0, 1, 2, 3]), "audio": torch.tensor([0, 1, 0, 0]),
+              "text": torch.tensor([0, 2, 2, 2])}
+    return inputs, labels
+
+
+@pytest.mark.parametrize("mode,changed", [
+    ("paper", {"image": 3, "audio": 1, "text": 1}),      # 0, 1, 2 | 5 | 9
+    ("symmetric", {"image": 3, "audio": 2, "text": 2}),  # and the triple's 4 and 8
+])
+def test_cmci_fired_counts_per_modality_on_a_hand_built_batch(mode, changed):
+    model = _model("cmci")
+    model.cmci.mode = mode
+    out = model(*_known_batch())
+    assert out["fired"] == {"cmci": {m: {"maps": 4, "changed": c} for m, c in changed.items()}}
+
+
+def test_cmsi_fired_counts_follow_lambda_and_the_modality_of_each_box(monkeypatch):
+    seen = []
+    real = interaction_module.cmsi
+
+    def recording(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(interaction_module, "cmsi", recording)
+    model = _model("cmsi+cmci")
+    _seed(6)
+    fired = model(*_known_batch())["fired"]
+    _, _, perm, lam = seen[-1]
+    assert lam == 0.75  # a 1 x 1 box on the 2 x 2 maps: every map changed
+    modality = [i // 4 for i in perm.tolist()]  # the base map's modality: 0 image, 1 audio, 2 text
+    for k, name in enumerate(ALL):
+        cross = sum(1 for i in range(12) if modality[i] == k and modality[11 - i] != k)
+        assert fired["cmsi"][name] == {"maps": 4, "changed": 4, "cross_modal": cross}
+        assert fired["cmci"][name]["maps"] == 4
+    model.cmsi.settings = dataclasses.replace(model.cmsi.settings, prob=0.0)  # never mixes
+    fired = model(*_known_batch())["fired"]
+    assert seen[-1][3] == 1.0
+    assert all(c == {"maps": 4, "changed": 0, "cross_modal": 0} for c in fired["cmsi"].values())
+    assert "fired" not in _model("none")(*_known_batch())
+    assert "fired" not in model.eval()(*_known_batch())
 
 
 def test_interaction_none_runs_submodule2_once_and_dual_twice():
@@ -189,6 +239,18 @@ def test_build_model_maps_the_config():
     cfg.method = "nope"  # past validation: create_model itself must refuse it
     with pytest.raises(DcinetError, match="method"):
         create_model(cfg, 5, ["image"])
+
+
+def test_build_model_maps_the_variant_keys():
+    tiny = ["img_size=32", "resize=40", "text_len=16", "layer=3"]
+    paper = create_model(load_config("cpu-tiny", tiny), 5, ALL)
+    assert paper.cmci.mode == "paper" and paper.cmsi.settings.box == "minmax"
+    assert paper.cmsi.settings.label_smoothing == 0.0
+    cfg = load_config("cpu-tiny", [*tiny, "cmci_mode=symmetric", "cmsi_box=beta",
+                                   "label_smoothing=0.1"])
+    model = create_model(cfg, 5, ALL)
+    assert model.cmci.mode == "symmetric" and model.cmsi.settings.box == "beta"
+    assert model.cmsi.settings.label_smoothing == 0.1
 
 
 def test_forward_through_distributed_data_parallel(tmp_path):

@@ -38,7 +38,7 @@ def test_cmsi_soft_targets_follow_uncovered_area(side):
     maps = torch.randn(n, 4, side, side)
     labels = torch.arange(n)  # all distinct: the two weights of each row are separable
     before = maps.clone()
-    mixed, soft, perm = cmsi(maps, labels, k)
+    mixed, soft, perm, lam = cmsi(maps, labels, k)
     assert torch.equal(maps, before), "input modified in place"
     assert sorted(perm.tolist()) == list(range(n))
     shuffled = maps[perm]
@@ -55,13 +55,14 @@ def test_cmsi_soft_targets_follow_uncovered_area(side):
     assert torch.allclose(soft.sum(dim=1), torch.ones(n))
     assert torch.allclose(soft[torch.arange(n), y], torch.full((n,), uncovered))
     assert torch.allclose(soft[torch.arange(n), y.flip(0)], torch.full((n,), 1 - uncovered))
+    assert lam == pytest.approx(uncovered)
 
 
 @pytest.mark.parametrize("h,w", [(2, 5), (5, 2), (3, 7), (4, 4)])
 def test_cmsi_non_square_and_small_maps(h, w):
     _seed(1)
     maps = torch.randn(4, 3, h, w)
-    mixed, soft, perm = cmsi(maps, torch.tensor([0, 1, 2, 3]), 4)
+    mixed, soft, perm, _ = cmsi(maps, torch.tensor([0, 1, 2, 3]), 4)
     box = _box(mixed, maps[perm])
     for side, extent in ((h, box.any(dim=1).sum().item()), (w, box.any(dim=0).sum().item())):
         if int(0.6 * side) <= int(0.5 * side):  # timm's range is empty: exactly int(0.5 * side)
@@ -70,6 +71,60 @@ def test_cmsi_non_square_and_small_maps(h, w):
             assert int(0.5 * side) <= extent < side
     uncovered = 1.0 - box.float().mean().item()
     assert torch.allclose(soft.max(dim=1).values, torch.full((4,), max(uncovered, 1 - uncovered)))
+
+
+def test_feasible_minmax_raises_a_lower_end_below_one_pixel():
+    assert feasible_minmax(14, 14, (0.3, 0.8)) == (0.3, 0.8)  # 4..10 px: unchanged
+    for side, minmax in ((3, (0.3, 0.8)), (2, (0.3, 0.8)), (5, (0.1, 0.15)), (2, (0.2, 0.3))):
+        lo, hi = feasible_minmax(side, side, minmax)
+        assert int(lo * side) == 1 and int(hi * side) > int(lo * side), (side, minmax)
+        assert lo == pytest.approx(1 / side, abs=1e-12)
+    _seed(2)
+    for _ in range(5):  # on a 3 x 3 map [0.3, 0.8] gives boxes of 1 or 2 px a side, never 0
+        mixed, _, perm, lam = cmsi(torch.randn(4, 2, 3, 3), torch.arange(4), 4,
+                                   MixupSettings(cutmix_minmax=(0.3, 0.8)))
+        assert lam in (1 - 1 / 9, 1 - 2 / 9, 1 - 4 / 9)
+
+
+def _lams(side: int, settings: MixupSettings, steps: int = 40) -> list[float]:
+    """CMSI's lambda over ``steps`` steps on an ``side x side`` map (from the uncovered area,
+    checked against the returned one)."""
+    _seed(7)
+    lams = []
+    for _ in range(steps):
+        maps = torch.randn(6, 2, side, side)
+        mixed, soft, perm, lam = cmsi(maps, torch.arange(6), 6, settings)
+        box = _box(mixed, maps[perm])
+        assert lam == pytest.approx(1.0 - box.float().mean().item())
+        assert soft[0, perm[0]].item() == pytest.approx(lam, abs=1e-6)
+        lams.append(lam)
+    return lams
+
+
+def test_cmsi_lambda_is_constant_with_the_paper_box_on_14x14_maps():
+    assert set(_lams(14, MixupSettings())) == {0.75}  # always a 7 x 7 box
+
+
+@pytest.mark.parametrize("settings", [MixupSettings(box="beta"),
+                                      MixupSettings(cutmix_minmax=(0.3, 0.8))])
+def test_cmsi_lambda_varies_with_a_beta_or_a_wider_box_on_14x14_maps(settings):
+    lams = _lams(14, settings)
+    assert len(set(lams)) > 5
+    assert all(0.0 <= lam <= 1.0 for lam in lams)
+    if settings.box == "beta":  # Beta(1, 1): lambda uniform, box side 14 sqrt(1 - lambda)
+        assert min(lams) < 0.4 and max(lams) > 0.8
+    else:  # sides 4..10 px
+        assert min(lams) >= 1 - 100 / 196 and max(lams) <= 1 - 16 / 196
+
+
+def test_cmsi_beta_box_follows_timm_cutmix_and_reports_unmixed_steps():
+    # tiny maps with lambda near 1 give empty boxes: lambda is then exactly 1, nothing changed
+    lams = _lams(2, MixupSettings(box="beta"), steps=60)
+    assert set(lams) <= {1.0, 0.75, 0.5, 0.0} and 1.0 in lams and 0.75 in lams
+    _seed(1)
+    maps = torch.randn(4, 2, 5, 5)
+    _, _, perm, lam = cmsi(maps, torch.arange(4), 4, MixupSettings(prob=0.0, box="beta"))
+    assert lam == 1.0  # mix_prob 0: never mixed
 
 
 def test_feasible_minmax_only_changes_empty_ranges():
@@ -88,20 +143,21 @@ def test_cmsi_is_reproducible_from_the_global_rngs():
     first = cmsi(maps, labels, 3)
     _seed(3)
     second = cmsi(maps, labels, 3)
-    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(first[:3], second[:3], strict=True))
+    assert first[3] == second[3]
 
 
 def test_cmsi_settings_reach_timm():
     _seed(4)
     maps, labels = torch.randn(4, 2, 5, 5), torch.tensor([0, 1, 2, 3])
     smooth = MixupSettings(label_smoothing=0.1)
-    _, soft, _ = cmsi(maps, labels, 4, smooth)
+    _, soft, _, _ = cmsi(maps, labels, 4, smooth)
     assert torch.allclose(soft.sum(dim=1), torch.ones(4))
     assert soft.min().item() == pytest.approx(0.1 / 4)
     blend = MixupSettings(switch_prob=0.0)  # mixup instead of cutmix: a global blend
-    mixed, soft, perm = cmsi(maps, labels, 4, blend)
+    mixed, soft, perm, lam = cmsi(maps, labels, 4, blend)
     shuffled = maps[perm]
-    lam = soft[0, labels[perm][0]]
+    assert soft[0, labels[perm][0]].item() == pytest.approx(lam)
     assert torch.allclose(mixed[0], lam * shuffled[0] + (1 - lam) * shuffled[3], atol=1e-6)
 
 
@@ -109,7 +165,7 @@ def test_cmsi_backward_through_inplace_relu():
     conv = torch.nn.Conv2d(3, 4, 3, padding=1)
     maps = F.relu(conv(torch.randn(4, 3, 6, 6)), inplace=True)
     _seed(5)
-    mixed, soft, _ = cmsi(maps, torch.tensor([0, 1, 0, 1]), 2)
+    mixed, soft, _, _ = cmsi(maps, torch.tensor([0, 1, 0, 1]), 2)
     (mixed.sum() + soft.sum()).backward()
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
 
@@ -147,7 +203,7 @@ def test_cmci_two_modalities_swap_b1_between_same_label_pairs():
     modality = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
     maps = _distinct_maps(8, 7)  # B0 = channels 0-2, B1 = 3-4, B2 = 5-6
     soft = _soft(torch.arange(8), 8)  # one class per map, to trace target mixing
-    out, out_soft = cmci(maps, soft, labels, modality)
+    out, out_soft, changed = cmci(maps, soft, labels, modality)
     partner = {0: 4, 4: 0, 2: 5, 5: 2, 1: 7, 7: 1}
     for i in range(8):
         expected = maps[i].clone()
@@ -161,6 +217,7 @@ def test_cmci_two_modalities_swap_b1_between_same_label_pairs():
         else:
             target[i] = 1.0
         assert torch.allclose(out_soft[i], target), i
+    assert changed.tolist() == [i in partner for i in range(8)]
 
 
 def test_cmci_three_modalities_triples_then_pairs_in_batch_order():
@@ -174,12 +231,13 @@ def test_cmci_three_modalities_triples_then_pairs_in_batch_order():
     labels = torch.tensor([0, 0, 1, 0, 0, 0, 0, 1, 1])
     maps = _distinct_maps(9, 10)  # B0 = 0-3, B1 = 4-6, B2 = 7-9
     soft = _soft(torch.arange(9), 9)
-    out, out_soft = cmci(maps, soft, labels, modality)
+    out, out_soft, changed = cmci(maps, soft, labels, modality)
     expected = maps.clone()
     expected[1, 4:7], expected[1, 7:10] = maps[5, 4:7], maps[0, 7:10]
     expected[3, 4:7], expected[4, 4:7] = maps[4, 4:7], maps[3, 4:7]
     expected[2, 4:7], expected[8, 4:7] = maps[8, 4:7], maps[2, 4:7]
     assert torch.equal(out, expected)
+    assert changed.nonzero().flatten().tolist() == [1, 2, 3, 4, 8]  # not 5, 0: triple members
     target = torch.eye(9)
     target[1] = 0
     target[1, 1], target[1, 5], target[1, 0] = 0.4, 0.3, 0.3
@@ -203,9 +261,10 @@ def test_cmci_carries_soft_targets_linearly_and_is_pure():
     soft = torch.softmax(torch.randn(6, 4), dim=1)
     labels, modality = torch.tensor([0, 1, 0, 1, 0, 2]), torch.tensor([0, 0, 1, 1, 2, 2])
     before = (maps.detach().clone(), soft.clone())
-    out, out_soft = cmci(maps, soft, labels, modality)
+    out, out_soft, changed = cmci(maps, soft, labels, modality)
     again = cmci(maps, soft, labels, modality)
     assert torch.equal(out, again[0]) and torch.equal(out_soft, again[1])
+    assert changed.tolist() == [True, True, False, True, False, False]
     assert torch.equal(maps.detach(), before[0]) and torch.equal(soft, before[1])
     # triple (0, 2, 4) for label 0, pair (1, 3) for label 1, map 5 alone
     assert torch.allclose(out_soft[0], (soft[0] + soft[2] + soft[4]) / 3)
@@ -222,5 +281,50 @@ def test_cmci_carries_soft_targets_linearly_and_is_pure():
 def test_cmci_without_matches_changes_nothing():
     maps = torch.randn(4, 6, 2, 2)
     soft = _soft(torch.tensor([0, 1, 2, 3]), 4)
-    out, out_soft = cmci(maps, soft, torch.tensor([0, 1, 2, 3]), torch.tensor([0, 0, 1, 1]))
-    assert torch.equal(out, maps) and torch.equal(out_soft, soft)
+    out, out_soft, changed = cmci(maps, soft, torch.tensor([0, 1, 2, 3]), torch.tensor([0, 0, 1, 1]))
+    assert torch.equal(out, maps) and torch.equal(out_soft, soft) and not changed.any()
+
+
+def test_cmci_symmetric_triple_every_member_receives_from_the_other_two():
+    # label 0: image 0, audio 1, text 2 -> triple (0, 1, 2); label 1: image 3, text 4 -> pair
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    modality = torch.tensor([0, 1, 2, 0, 2])
+    assert cmci_sources(labels, modality, "symmetric").tolist() == [
+        [0, 1, 2, 3, 4], [1, 2, 0, 4, 3], [2, 0, 1, 3, 4]]
+    maps = _distinct_maps(5, 10)  # B0 = 0-3, B1 = 4-6, B2 = 7-9
+    soft = _soft(torch.arange(5), 5)
+    out, out_soft, changed = cmci(maps, soft, labels, modality, mode="symmetric")
+    expected = maps.clone()
+    for r, (b1, b2) in enumerate(((1, 2), (2, 0), (0, 1))):
+        expected[r, 4:7], expected[r, 7:10] = maps[b1, 4:7], maps[b2, 7:10]
+    expected[3, 4:7], expected[4, 4:7] = maps[4, 4:7], maps[3, 4:7]
+    assert torch.equal(out, expected)
+    assert changed.tolist() == [True] * 5
+    target = torch.zeros(5, 5)
+    for r, (b1, b2) in enumerate(((1, 2), (2, 0), (0, 1))):
+        target[r, r], target[r, b1], target[r, b2] = 0.4, 0.3, 0.3
+    target[3, 3], target[3, 4], target[4, 4], target[4, 3] = 0.7, 0.3, 0.7, 0.3
+    assert torch.allclose(out_soft, target)
+    # the paper's mode on the same batch: only the triple's first map (the image) receives
+    _, paper_soft, paper_changed = cmci(maps, soft, labels, modality)
+    assert paper_changed.tolist() == [True, False, False, True, True]
+    assert torch.allclose(paper_soft[1:3], soft[1:3])
+
+
+def test_cmci_symmetric_keeps_the_paper_matching():
+    # the interleaved three-modality batch above: same triples and pairs, more receivers
+    modality = torch.tensor([2, 0, 1, 0, 2, 1, 0, 1, 2])
+    labels = torch.tensor([0, 0, 1, 0, 0, 0, 0, 1, 1])
+    paper, symmetric = cmci_sources(labels, modality), cmci_sources(labels, modality, "symmetric")
+    differs = (paper != symmetric).any(dim=0).nonzero().flatten().tolist()
+    assert differs == [0, 5]  # the triple (1, 5, 0): its second and third members
+    assert symmetric[:, 5].tolist() == [5, 0, 1] and symmetric[:, 0].tolist() == [0, 1, 5]
+    with pytest.raises(DcinetError, match="cmci_mode"):
+        cmci_sources(labels, modality, "both")
+
+
+def test_cmci_with_fewer_than_three_channels_changes_no_map():
+    maps = torch.randn(2, 2, 2, 2)  # blocks B1 and B2 are empty
+    out, _, changed = cmci(maps, _soft(torch.tensor([0, 0]), 1), torch.tensor([0, 0]),
+                           torch.tensor([0, 1]))
+    assert torch.equal(out, maps) and not changed.any()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -37,3 +38,17 @@ def test_two_gloo_ranks_end_with_identical_weights(tiny_builtin: Path, tmp_path:
     # the run directory was written once, by rank 0
     assert (tmp_path / "run" / "checkpoint.json").exists()
     assert "epoch" in (tmp_path / "run" / "metrics.csv").read_text()
+    # run.json counts the maps of both ranks: world size x steps per rank x b per modality
+    from dcinet.config import load_config
+    from dcinet.data.readers import read_configured
+    from dcinet.data.sampler import MultiModalBatchSampler
+
+    cfg = load_config("cpu-tiny", tiny_overrides)
+    train = [s for s in read_configured(tiny_builtin, cfg).samples if s.split == "train"]
+    steps = len(MultiModalBatchSampler(train, cfg.batch_per_modality, class_aware=True,
+                                       samples_per_class=cfg.samples_per_class, world_size=2))
+    fired = json.loads((tmp_path / "run" / "run.json").read_text())["interactions_fired"]
+    for interaction in ("cmsi", "cmci"):
+        assert {c["maps"] for c in fired[interaction].values()} == {2 * steps * cfg.batch_per_modality}
+    assert fired["cmci"]["image"]["changed_fraction"] == 1.0  # class-aware triples, paper mode
+    assert fired["cmci"]["audio"]["changed"] == fired["cmci"]["text"]["changed"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -58,12 +59,17 @@ def test_resume_is_bit_identical_to_uninterrupted(tiny_builtin: Path, tmp_path: 
     monkeypatch.undo()
     assert read_pointer(tmp_path / "b")["epoch"] == 1
     resumed = fit(cfg("epochs=2"), tiny_builtin, tmp_path / "b", resume=True, progress=False)
-    a, _ = load_checkpoint(tmp_path / "a")
-    b, _ = load_checkpoint(tmp_path / "b")
+    a, state_a = load_checkpoint(tmp_path / "a")
+    b, state_b = load_checkpoint(tmp_path / "b")
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [r["loss"] for r in straight.history] == pytest.approx([r["loss"] for r in resumed.history])
+    # the counts of the maps CMSI / CMCI changed continue from the checkpoint: the same totals
+    assert state_b["fired"] == state_a["fired"] and state_a["fired"]["epochs"] == 2
+    fired = [json.loads((tmp_path / r / "run.json").read_text())["interactions_fired"] for r in "ab"]
+    assert fired[0] == fired[1] and fired[0]["epochs"] == 2
+    assert fired[0]["cmsi"]["image"]["maps"] > 0 and fired[0]["cmci"]["text"]["maps"] > 0
 
 
 def test_raising_epochs_extends_a_finished_run(tiny_builtin: Path, tmp_path: Path, cfg):

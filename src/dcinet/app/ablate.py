@@ -1,7 +1,8 @@
 """The paper's ablation grids (Tables 1-4) as runs of ``fit`` + ``evaluate_run``.
 
 Each grid is a list of named config overrides; every entry is trained once per seed into
-``OUT/<entry>-s<seed>/`` (a finished run is reused, an interrupted one resumed), evaluated, and
+``OUT/<entry>-s<seed>/`` (:func:`run_folder`; a finished run is reused, an interrupted one resumed;
+a finished run of another configuration is refused), evaluated, and
 summarised as one Markdown table (mean ± std over seeds for every direction) plus one PNG with each
 model's total-loss curve (the paper's Fig. 6).
 
@@ -17,6 +18,7 @@ models), marked ``*`` when the interval excludes 0.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -36,10 +38,23 @@ PER_QUERY_FILE = "eval_per_query.npz"
 # Table 4: the paper preset's ResNet-50 (BiT ResNetV2-50x1, see configs/paper.yaml), VGG16 / 19, ViT.
 PAPER_BACKBONES = ("resnetv2_50x1_bit", "vgg16", "vgg19", "vit_base_patch16_224")
 
+# The method variants of issue 14 (config keys cmci_mode, label_smoothing, cmsi_box): per grid, the
+# settings tried beside the config's own; `variants` tries them all. A CutMix box of 30-80 % of
+# each side varies lambda as the Beta box does, within bounds (sides 4..10 px on a 14 x 14 map).
+VARIANT_GRIDS: dict[str, list[dict]] = {
+    "cmci_modes": [{"cmci_mode": "paper"}, {"cmci_mode": "symmetric"}],
+    "cmsi_smoothing": [{"label_smoothing": 0.0}, {"label_smoothing": 0.1}],
+    "cmsi_boxes": [{"cmsi_box": "minmax", "cutmix_minmax": [0.5, 0.6]}, {"cmsi_box": "beta"},
+                   {"cmsi_box": "minmax", "cutmix_minmax": [0.3, 0.8]}],
+}
+VARIANT_GRIDS["variants"] = [v for grid in VARIANT_GRIDS.values() for v in grid]
+VARIANT_KEYS = ("cmci_mode", "label_smoothing", "cmsi_box", "cutmix_minmax")
+
 
 def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> list[tuple[str, dict]]:
-    """(row name, overrides) for a grid: components (Tables 1-2), layers (3), backbones (4), and
-    methods: DCINet against the FGCrossNet baseline, same backbone, data, schedule and evaluator.
+    """(row name, overrides) for a grid: components (Tables 1-2), layers (3), backbones (4),
+    methods: DCINet against the FGCrossNet baseline, same backbone, data, schedule and evaluator,
+    and the method variants (:func:`variant_entries`).
 
     Backbones and ``cfg.pretrained``: ``timm`` gives each backbone its own default timm weights;
     ``timm:<model>.<tag>`` goes to the backbone ``<model>``, the others get their defaults
@@ -59,7 +74,50 @@ def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> 
     if grid == "methods":
         return [("FGCrossNet", {"method": "fgcrossnet"}),
                 ("DCINet", {"method": "dcinet", "interaction": "cmsi+cmci"})]
+    if grid in VARIANT_GRIDS:
+        return variant_entries(grid, cfg)
     raise DcinetError(f"unknown grid '{grid}' (choose {', '.join(ABLATION_GRIDS)})")
+
+
+def variant_entries(grid: str, cfg: Config) -> list[tuple[str, dict]]:
+    """The rows of a variant grid (``cmci_modes``, ``cmsi_smoothing``, ``cmsi_boxes``,
+    ``variants``): the plain network (``<backbone>``, ``interaction: none``, the baseline every
+    row is compared with), DCINet as ``cfg`` sets it (``<backbone>+CMSI+CMCI``, the components
+    grid's row), then one DCINet row per setting of :data:`VARIANT_GRIDS` that differs from
+    ``cfg``'s, named by what it changes (``<backbone>+CMSI+CMCI cmci_mode=symmetric``).
+
+    So with the paper's values ``cmsi_smoothing`` compares label smoothing 0 (the DCINet row)
+    with 0.1, and with ``label_smoothing=0.1`` it compares 0.1 with 0; rows of the same name in
+    different grids are the same run, and share their folder when the grids share ``--out``.
+    """
+    base = cfg.backbone
+    dcinet = f"{base}+CMSI+CMCI"
+    rows = [(base, {"interaction": "none"}), (dcinet, {"interaction": "cmsi+cmci"})]
+    for setting in VARIANT_GRIDS[grid]:
+        changed = {k: v for k, v in setting.items() if getattr(cfg, k) != v}
+        name = f"{dcinet} " + " ".join(f"{k}={_value(v)}" for k, v in changed.items())
+        if changed and name not in dict(rows):
+            rows.append((name, {"interaction": "cmsi+cmci", **changed}))
+    return rows
+
+
+def _value(v: object) -> str:
+    return "[" + ",".join(map(str, v)) + "]" if isinstance(v, list) else str(v)
+
+
+def grid_note(grid: str, cfg: Config) -> str:
+    """The line a variant grid's table adds: the settings of its DCINet row ('' for the others)."""
+    if grid not in VARIANT_GRIDS:
+        return ""
+    values = ", ".join(f"{k}={_value(getattr(cfg, k))}" for k in VARIANT_KEYS)
+    return f"{cfg.backbone}+CMSI+CMCI: {values}; each other DCINet row changes what its name says.\n"
+
+
+def run_folder(name: str) -> str:
+    """The folder of a grid row's runs: its name with every run of characters other than
+    letters, digits, ``.``, ``-`` and ``_`` turned into one ``_`` (``resnet18+CMSI+CMCI
+    cmci_mode=symmetric`` -> ``resnet18_CMSI_CMCI_cmci_mode_symmetric``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
 def _backbone_weights(spec: str | None, names: list[str]) -> list[dict]:
@@ -105,7 +163,7 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
     for name, overrides in entries:
         for seed in range(cfg.seed, cfg.seed + seeds):
             run_cfg = replace(cfg, **overrides, seed=seed).validate()
-            run_dir = out / f"{name.replace('+', '_')}-s{seed}"
+            run_dir = out / f"{run_folder(name)}-s{seed}"
             if progress:
                 weights = f", pretrained={run_cfg.pretrained}" if run_cfg.pretrained else ""
                 print(f"== {grid}: {name}{weights}, seed {seed} -> {run_dir}", flush=True)
@@ -121,7 +179,7 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
         return path
     rows = {name: [r.to_dict(per_class=False) for r in rs] for name, rs in results.items()}
     (out / f"{grid}.json").write_text(json.dumps(rows, indent=1))
-    path.write_text(format_grid_table(grid, rows, compare_to_baseline(results)))
+    path.write_text(format_grid_table(grid, rows, compare_to_baseline(results)) + grid_note(grid, cfg))
     plot_curves(curves, out / f"{grid}_loss.png", f"total loss per model ({grid})", "L_sum")
     return path
 

@@ -29,6 +29,8 @@ class DCINet(SharedCCRNModel):
         vocab_size, text_len, text_channels, text_embedding: see :class:`TextToImage`.
         img_size: input side in pixels (also the text module's output side).
         mixup: CMSI's timm Mixup settings (default: the paper's).
+        cmci_mode: ``paper`` (a CMCI triple's first map receives channels) or ``symmetric`` (all
+            three do), see :func:`~dcinet.models.interaction.cmci_sources`.
         w_modal, w_dual: eq. 8 weights, ``L_sum = w_modal * sum_m L_m + w_dual * L_dual``.
     """
 
@@ -36,7 +38,8 @@ class DCINet(SharedCCRNModel):
                  layer: int = 4, interaction: str = "cmsi+cmci", vocab_size: int = 64,
                  text_len: int = 448, img_size: int = 448, text_channels: int = 64,
                  text_embedding: str = "onehot", mixup: MixupSettings | None = None,
-                 w_modal: float = 1.0, w_dual: float = 1.0, net: nn.Module | None = None):
+                 cmci_mode: str = "paper", w_modal: float = 1.0, w_dual: float = 1.0,
+                 net: nn.Module | None = None):
         if interaction not in INTERACTIONS:
             raise DcinetError(f"interaction must be one of {', '.join(INTERACTIONS)}, got {interaction!r}")
         super().__init__(num_classes, modalities, backbone, layer, vocab_size, text_len, img_size,
@@ -44,7 +47,7 @@ class DCINet(SharedCCRNModel):
         self.interaction = interaction
         self.w_modal, self.w_dual = w_modal, w_dual
         self.cmsi = CMSI(num_classes, mixup or MixupSettings()) if "cmsi" in interaction else None
-        self.cmci = CMCI() if "cmci" in interaction else None
+        self.cmci = CMCI(cmci_mode) if "cmci" in interaction else None
 
     def forward(self, inputs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> dict:
         """One training step's losses (§3.1, eq. 7-8).
@@ -60,34 +63,70 @@ class DCINet(SharedCCRNModel):
             labels: modality -> int64 ``(b,)`` class indices.
         Returns:
             ``{"loss": L_sum, "parts": {"l_img", "l_aud", "l_txt", "l_vid" (present modalities),
-            "l_dual" (training with an interaction)}}``, float32 scalars.
+            "l_dual" (training with an interaction)}}``, float32 scalars; training with an
+            interaction adds ``"fired"``, how many maps CMSI and CMCI changed (:meth:`dual_loss`).
         """
         present, x, y, sizes = self.concat_batch(inputs, labels)
         maps = self.ccrn.forward_features(x)
         logits = self.ccrn.forward_head(maps).split(sizes)
         parts = {LOSS_NAMES[m]: modality_cross_entropy(z, labels[m]) for m, z in zip(present, logits, strict=True)}
         loss = self.w_modal * sum(parts.values())
+        out = {"parts": parts}
         if self.training and self.interaction != "none":
-            parts["l_dual"] = self.dual_loss(maps, y, sizes)
+            parts["l_dual"], out["fired"] = self.dual_loss(maps, y, sizes, present)
             loss = loss + self.w_dual * parts["l_dual"]
-        return {"loss": loss, "parts": parts}
+        return {"loss": loss, **out}
 
-    def dual_loss(self, maps: torch.Tensor, y: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    def dual_loss(self, maps: torch.Tensor, y: torch.Tensor, sizes: list[int],
+                  modalities: list[str]) -> tuple[torch.Tensor, dict]:
         """``L_dual``: CMSI -> CMCI (those enabled) -> sub-module 2 -> soft-target cross-entropy.
 
         Args:
             maps: float ``(N, C, h, w)`` sub-module 1 output of the concatenated batch.
             y: int64 ``(N,)`` labels in the same order.
             sizes: samples per modality, in the batch's (canonical) order, summing to ``N``.
+            modalities: the names of those modalities, same order.
         Returns:
-            float32 scalar.
+            ``(L_dual, fired)``: a float32 scalar, and per enabled interaction and modality how
+            many of its maps it changed, as plain ints (:func:`count_by_modality`; a map's
+            modality after CMSI is that of the map it is based on):
+            ``{"cmsi": {m: {"maps", "changed", "cross_modal"}}, "cmci": {m: {"maps", "changed"}}}``.
+            CMSI changes a map when its lambda is below 1 (all maps or none: one box per batch);
+            ``cross_modal`` counts those whose box (or blend) came from another modality. CMCI
+            changes the maps that received a channel block.
         """
         ids = modality_ids(sizes, y.device)
+        ids_cpu = modality_ids(sizes, torch.device("cpu"))
+        fired = {}
         if self.cmsi is not None:
-            maps, targets, perm = self.cmsi(maps, y)
-            y, ids = y[perm], ids[perm]
+            maps, targets, perm, lam = self.cmsi(maps, y)
+            y, ids, ids_cpu = y[perm], ids[perm], ids_cpu[perm.cpu()]
+            changed = torch.full(ids_cpu.shape, lam < 1.0)
+            # map i's box (or blend) comes from map N-1-i of the shuffled batch
+            fired["cmsi"] = count_by_modality(modalities, ids_cpu, changed=changed,
+                                              cross_modal=changed & (ids_cpu != ids_cpu.flip(0)))
         else:
             targets = F.one_hot(y, self.num_classes).float()
         if self.cmci is not None:
-            maps, targets = self.cmci(maps, targets, y, ids)
-        return soft_target_cross_entropy(self.ccrn.forward_head(maps), targets)
+            maps, targets, changed = self.cmci(maps, targets, y, ids)
+            fired["cmci"] = count_by_modality(modalities, ids_cpu, changed=changed)
+        return soft_target_cross_entropy(self.ccrn.forward_head(maps), targets), fired
+
+
+def count_by_modality(modalities: list[str], ids: torch.Tensor, **masks: torch.Tensor
+                      ) -> dict[str, dict[str, int]]:
+    """Per modality, its number of maps and how many of them each mask marks.
+
+    Args:
+        modalities: names of the modality ids ``0, 1, ...``.
+        ids: int64 ``(N,)`` modality id of each map (CPU).
+        masks: name -> bool ``(N,)`` (CPU).
+    Returns:
+        ``{modality: {"maps": n, name: count, ...}}`` as plain ints, every modality listed.
+    """
+    out = {}
+    for k, name in enumerate(modalities):
+        mine = ids == k
+        out[name] = {"maps": int(mine.sum()),
+                     **{key: int((mask & mine).sum()) for key, mask in masks.items()}}
+    return out

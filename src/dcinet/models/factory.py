@@ -53,7 +53,7 @@ def create_model(cfg: Config, num_classes: int, modalities: list[str],
     elif cfg.method == "dcinet":
         model = DCINet(num_classes, modalities, backbone=cfg.backbone, layer=cfg.layer,
                        interaction=cfg.interaction, **text, mixup=MixupSettings.from_config(cfg),
-                       w_modal=cfg.w_modal, w_dual=cfg.w_dual, net=net)
+                       cmci_mode=cfg.cmci_mode, w_modal=cfg.w_modal, w_dual=cfg.w_dual, net=net)
         _check_cmsi_map(model, cfg)
     else:
         raise DcinetError(f"config key 'method' must be dcinet or fgcrossnet, got {cfg.method!r}")

@@ -17,12 +17,30 @@ import torch
 from timm.data import Mixup
 from torch import nn
 
+from dcinet.config import CMCI_MODES
 from dcinet.errors import DcinetError
 
 
 @dataclass(frozen=True)
 class MixupSettings:
-    """The arguments of ``timm.data.Mixup`` used by CMSI (defaults: the paper's §4.2 values)."""
+    """The arguments of ``timm.data.Mixup`` used by CMSI (defaults: the paper's §4.2 values,
+    except ``label_smoothing``, which the paper does not give).
+
+    Attributes:
+        mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob: the five arguments the paper
+            lists (0.8, 1.0, [0.5, 0.6], 1.0, 1.0).
+        label_smoothing: smoothing of CMSI's soft targets (timm: ``on = 1 - eps + eps / K``,
+            ``off = eps / K`` before mixing). The paper does not list it; timm's ``Mixup`` default
+            is 0.1, so code that passes only the five listed arguments, as the paper describes,
+            ran with 0.1. dcinet's default is 0.0, the value it has always passed: it differs
+            from that presumed paper value (``dcinet ablate --grid cmsi_smoothing`` compares them).
+        box: how the CutMix box is drawn. ``"minmax"`` (the paper): each side uniform in
+            ``int(lo * S) .. int(hi * S) - 1`` from ``cutmix_minmax``, the Beta draw ignored, so
+            on a 14 x 14 map [0.5, 0.6] always gives a 7 x 7 box (lambda = 0.75 at every step);
+            ``"beta"``: timm's standard CutMix, ``lambda ~ Beta(cutmix_alpha, cutmix_alpha)``, a
+            box of side ``int(S * sqrt(1 - lambda))`` centred on a uniform point and clipped at
+            the border, lambda corrected to the uncovered area (``cutmix_minmax`` unused).
+    """
 
     mixup_alpha: float = 0.8
     cutmix_alpha: float = 1.0
@@ -30,40 +48,65 @@ class MixupSettings:
     prob: float = 1.0
     switch_prob: float = 1.0
     label_smoothing: float = 0.0
+    box: str = "minmax"
 
     @classmethod
     def from_config(cls, cfg) -> MixupSettings:
         """Take the ``mixup_alpha, cutmix_alpha, cutmix_minmax, mix_prob, switch_prob,
-        label_smoothing`` fields of a :class:`dcinet.config.Config`."""
+        label_smoothing, cmsi_box`` fields of a :class:`dcinet.config.Config`."""
         return cls(cfg.mixup_alpha, cfg.cutmix_alpha, tuple(cfg.cutmix_minmax), cfg.mix_prob,
-                   cfg.switch_prob, cfg.label_smoothing)
+                   cfg.switch_prob, cfg.label_smoothing, cfg.cmsi_box)
+
+
+class _Mixup(Mixup):
+    """timm's ``Mixup`` that keeps the lambda of its last batch in ``lam`` (``mode="batch"``: one
+    lambda for every map; 1.0 when nothing was mixed: ``prob`` said no, or an empty box)."""
+
+    lam: float = 1.0
+
+    def _mix_batch(self, x):
+        self.lam = float(super()._mix_batch(x))
+        return self.lam
+
+
+def _nudged_up(value: float, ok) -> float:
+    """The smallest float >= ``value`` for which ``ok`` holds (guards against float rounding)."""
+    while not ok(value):
+        value = float(np.nextafter(value, 2.0))
+    return value
 
 
 def feasible_minmax(h: int, w: int, minmax: tuple[float, float]) -> tuple[float, float]:
     """The ``cutmix_minmax`` to hand timm for an ``h x w`` map.
 
     timm draws each box side as ``np.random.randint(int(lo * S), int(hi * S))`` (upper bound
-    excluded). When that range is empty (with [0.5, 0.6]: sides 2, 3, 4, 6, 8) timm raises
+    excluded). A lower end below one pixel (``int(lo * S) == 0``, e.g. [0.3, 0.8] on a 3 x 3
+    map) would draw empty boxes that mix nothing: ``lo`` is then raised to the smallest value
+    giving sides of at least 1 (never with the paper's ``lo`` 0.5, as maps are at least 2 x 2).
+    When the range is empty (with [0.5, 0.6]: sides 2, 3, 4, 6, 8) timm raises
     ``ValueError: low >= high``. Then the upper bound is raised to the smallest value whose
     ``int(hi * S)`` is ``int(lo * S) + 1`` for the empty side(s), so the box side is exactly
     ``int(lo * S)`` (side 2 -> 1, 3 -> 1, 4 -> 2, 6 -> 3, 8 -> 4). When both sides already have a
-    non-empty range the settings are returned unchanged, i.e. timm behaves exactly as in the
+    non-empty range from at least 1 pixel, the settings are returned unchanged, i.e. timm behaves exactly as in the
     paper (e.g. 14 x 14 layer4 maps at 448 px). On a non-square map whose short side alone is
     empty, the long side's range may widen with the shared upper bound (timm uses one pair for
     both sides); square maps, the only kind DCINet produces, are never affected.
     """
     lo, hi = minmax
+    if any(int(lo * s) < 1 for s in (h, w)):
+        lo = _nudged_up(1 / min(h, w), lambda v: all(int(v * s) >= 1 for s in (h, w)))
+        hi = max(hi, lo)
     empty = [s for s in (h, w) if int(hi * s) <= int(lo * s)]
     if not empty:
         return lo, hi
-    new_hi = max((int(lo * s) + 1) / s for s in empty)
-    while any(int(new_hi * s) <= int(lo * s) for s in empty):  # guard against float rounding
-        new_hi = float(np.nextafter(new_hi, 2.0))
+    new_hi = _nudged_up(max((int(lo * s) + 1) / s for s in empty),
+                        lambda v: all(int(v * s) > int(lo * s) for s in empty))
     return lo, new_hi
 
 
 def cmsi(maps: torch.Tensor, labels: torch.Tensor, num_classes: int,
-         settings: MixupSettings = MixupSettings()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+         settings: MixupSettings = MixupSettings()
+         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """Cross-media spatial interaction: shuffle the mini-batch, then timm's ``Mixup`` on the maps.
 
     The maps are permuted along the batch dimension with ``torch.randperm`` (global CPU torch RNG),
@@ -72,7 +115,8 @@ def cmsi(maps: torch.Tensor, labels: torch.Tensor, num_classes: int,
     fixes each box side to 50-60 % of the map's side, ignoring the Beta draw; timm draws the box
     from NumPy's global RNG). Map ``i`` of the result is the shuffled map ``i`` with a box taken
     from shuffled map ``N-1-i``, usually of another modality. Box sides that timm cannot draw
-    on small maps are handled by :func:`feasible_minmax`.
+    on small maps are handled by :func:`feasible_minmax`; ``settings.box == "beta"`` draws the
+    box from lambda instead (see :class:`MixupSettings`).
 
     Args:
         maps: float ``(N, C, h, w)`` with ``N`` even and ``h, w >= 2``; not modified (timm writes
@@ -82,10 +126,11 @@ def cmsi(maps: torch.Tensor, labels: torch.Tensor, num_classes: int,
         num_classes: ``K``, the width of the soft targets.
         settings: timm ``Mixup`` arguments.
     Returns:
-        ``(mixed, soft_targets, perm)``: mixed float ``(N, C, h, w)``; float32 ``(N, K)`` soft
-        targets, row ``i`` = ``lam * y(perm[i]) + (1 - lam) * y(perm[N-1-i])`` where ``lam`` is the
-        map's uncovered area fraction (rows sum to 1; label smoothing as configured); int64
-        ``(N,)`` permutation: mixed map ``i`` is based on input map ``perm[i]``.
+        ``(mixed, soft_targets, perm, lam)``: mixed float ``(N, C, h, w)``; float32 ``(N, K)``
+        soft targets, row ``i`` = ``lam * y(perm[i]) + (1 - lam) * y(perm[N-1-i])`` (rows sum to
+        1; label smoothing as configured); int64 ``(N,)`` permutation: mixed map ``i`` is based
+        on input map ``perm[i]``; ``lam``, the weight of every map's own content (CutMix: its
+        uncovered area fraction): 1.0 exactly when no map was changed.
     Raises:
         DcinetError: odd ``N`` or a map smaller than 2 x 2.
     """
@@ -97,32 +142,47 @@ def cmsi(maps: torch.Tensor, labels: torch.Tensor, num_classes: int,
         raise DcinetError(f"CMSI needs feature maps of at least 2 x 2, got {h} x {w}; "
                           f"raise img_size or use a lower layer")
     perm = torch.randperm(n).to(maps.device)
-    mixer = Mixup(mixup_alpha=settings.mixup_alpha, cutmix_alpha=settings.cutmix_alpha,
-                  cutmix_minmax=list(feasible_minmax(h, w, settings.cutmix_minmax)),
-                  prob=settings.prob, switch_prob=settings.switch_prob, mode="batch",
-                  correct_lam=True, label_smoothing=settings.label_smoothing,
-                  num_classes=num_classes)
+    minmax = list(feasible_minmax(h, w, settings.cutmix_minmax)) if settings.box == "minmax" else None
+    mixer = _Mixup(mixup_alpha=settings.mixup_alpha, cutmix_alpha=settings.cutmix_alpha,
+                   cutmix_minmax=minmax, prob=settings.prob, switch_prob=settings.switch_prob,
+                   mode="batch", correct_lam=True, label_smoothing=settings.label_smoothing,
+                   num_classes=num_classes)
     mixed, soft_targets = mixer(maps[perm], labels[perm])
-    return mixed, soft_targets.float(), perm
+    return mixed, soft_targets.float(), perm, mixer.lam
 
 
-def cmci_sources(labels: torch.Tensor, modality_ids: torch.Tensor) -> torch.Tensor:
+def cmci_sources(labels: torch.Tensor, modality_ids: torch.Tensor, mode: str = "paper") -> torch.Tensor:
     """The CMCI matching: which map each channel block of each map is taken from.
 
     For each label, the maps of each modality with that label form a queue in batch order.
     While >= 3 modalities still hold an unmatched map, the heads of the first three such
-    modalities (smallest ids first) form a triple ``(f, s, t)``: ``f`` takes block B1 from ``s``
-    and B2 from ``t``; ``s`` and ``t`` keep their channels. Then, while 2 modalities remain, their
-    heads form a pair that swaps block B1. A map joins at most one interaction; the rest
-    (one modality left, or labels seen in one modality only) are untouched.
+    modalities (smallest ids first) form a triple ``(f, s, t)``; then, while 2 modalities remain,
+    their heads form a pair ``(a, b)`` that swaps block B1. A map joins at most one interaction;
+    the rest (one modality left, or labels seen in one modality only) are untouched.
+
+    ``mode`` says who receives channels in a triple (the matching itself is the same):
+
+    * ``"paper"`` (§3.3: "2/3 of the channel features from the first modality are replaced"):
+      ``f`` takes block B1 from ``s`` and B2 from ``t``; ``s`` and ``t`` keep their channels.
+    * ``"symmetric"``: every member receives from the other two, cyclically. With the members
+      ``(m0, m1, m2) = (f, s, t)``, block ``Bj`` of ``m_r`` comes from ``m_((r + j) mod 3)``:
+      ``f`` <- (B1 of ``s``, B2 of ``t``), ``s`` <- (B1 of ``t``, B2 of ``f``), ``t`` <- (B1 of
+      ``f``, B2 of ``s``). Each member keeps its own B0 and takes ``C // 3`` channels from each
+      partner, so all three maps change instead of one (eq. 6's three exchanges
+      ``I <-> A, I <-> T, A <-> T`` for ``l_i^I = l_j^A = l_k^T``). Pairs are already symmetric.
 
     Args:
         labels: int64 ``(N,)`` hard label of each map.
         modality_ids: int64 ``(N,)`` modality of each map (ids order the modalities).
+        mode: ``"paper"`` or ``"symmetric"``.
     Returns:
-        int64 ``(3, N)``: row ``j``, column ``i`` = the map whose block ``Bj`` map ``i`` receives
-        (``i`` itself when unchanged; row 0 is always the identity).
+        int64 ``(3, N)`` on the CPU: row ``j``, column ``i`` = the map whose block ``Bj`` map ``i``
+        receives (``i`` itself when unchanged; row 0 is always the identity).
+    Raises:
+        DcinetError: an unknown ``mode``.
     """
+    if mode not in CMCI_MODES:
+        raise DcinetError(f"cmci_mode must be one of {', '.join(CMCI_MODES)}, got {mode!r}")
     n = labels.numel()
     sources = [list(range(n)) for _ in range(3)]
     queues: dict[int, dict[int, deque[int]]] = {}
@@ -132,8 +192,11 @@ def cmci_sources(labels: torch.Tensor, modality_ids: torch.Tensor) -> torch.Tens
         while True:
             ready = [by_modality[m] for m in sorted(by_modality) if by_modality[m]]
             if len(ready) >= 3:
-                f, s, t = (q.popleft() for q in ready[:3])
-                sources[1][f], sources[2][f] = s, t
+                members = [q.popleft() for q in ready[:3]]
+                receivers = range(3) if mode == "symmetric" else range(1)
+                for r in receivers:
+                    for j in (1, 2):
+                        sources[j][members[r]] = members[(r + j) % 3]
             elif len(ready) == 2:
                 a, b = (q.popleft() for q in ready)
                 sources[1][a], sources[1][b] = b, a
@@ -153,14 +216,16 @@ def channel_blocks(channels: int) -> list[tuple[int, int]]:
 
 
 def cmci(maps: torch.Tensor, soft_targets: torch.Tensor, labels: torch.Tensor,
-         modality_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+         modality_ids: torch.Tensor, mode: str = "paper"
+         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cross-media channel interaction (eq. 6): same-label maps of different modalities exchange
     channel blocks; deterministic (no RNG).
 
     Matching (see :func:`cmci_sources`): per label, triples of the first three modalities present
-    (``f`` takes channels B1 from ``s`` and B2 from ``t``: 1/3 from each, 2/3 replaced), then
-    pairs (swap B1: 1/3 each way), blocks from :func:`channel_blocks`. Soft targets follow the
-    channels: a map that took fraction ``phi = |Bj| / C`` of its channels from a partner gets
+    (``paper``: ``f`` takes channels B1 from ``s`` and B2 from ``t``: 1/3 from each, 2/3
+    replaced; ``symmetric``: ``s`` and ``t`` receive likewise, cyclically), then pairs (swap B1:
+    1/3 each way), blocks from :func:`channel_blocks`. Soft targets follow the channels: a map
+    that took fraction ``phi = |Bj| / C`` of its channels from a partner gets
     ``(1 - sum phi) * y_self + sum phi * y_partner``, using the targets before CMCI.
 
     Args:
@@ -168,12 +233,21 @@ def cmci(maps: torch.Tensor, soft_targets: torch.Tensor, labels: torch.Tensor,
         soft_targets: float ``(N, K)`` targets of the maps (from CMSI, or one-hot).
         labels: int64 ``(N,)`` hard labels (after CMSI: the label of each map's base map).
         modality_ids: int64 ``(N,)`` modality of each map, permuted like ``labels``.
+        mode: ``"paper"`` or ``"symmetric"`` (:func:`cmci_sources`).
     Returns:
-        ``(maps', soft_targets')`` of the same shapes and dtypes; the inputs are not modified.
+        ``(maps', soft_targets', changed)``: maps and targets of the same shapes and dtypes (the
+        inputs are not modified); bool ``(N,)`` on the CPU, true for the maps that received a
+        non-empty channel block from another map.
     """
     n, channels = maps.shape[:2]
-    sources = cmci_sources(labels, modality_ids).to(maps.device)
+    sources_cpu = cmci_sources(labels, modality_ids, mode)
     blocks = channel_blocks(channels)
+    others = sources_cpu != torch.arange(n)
+    changed = torch.zeros(n, dtype=torch.bool)
+    for j, (lo, hi) in enumerate(blocks):
+        if hi > lo:
+            changed |= others[j]
+    sources = sources_cpu.to(maps.device)
     block_of = torch.cat([torch.full((hi - lo,), j, dtype=torch.int64) for j, (lo, hi) in enumerate(blocks)])
     # one gather over the (map, channel) planes: plane (i, c) of the result is plane
     # (sources[j][i], c) of the input, j = the block of channel c
@@ -184,7 +258,7 @@ def cmci(maps: torch.Tensor, soft_targets: torch.Tensor, labels: torch.Tensor,
     for j, (lo, hi) in enumerate(blocks):
         share = torch.full((n,), (hi - lo) / channels, dtype=weights.dtype, device=weights.device)
         weights.index_put_((samples, sources[j].to(weights.device)), share, accumulate=True)
-    return mixed, weights @ soft_targets
+    return mixed, weights @ soft_targets, changed
 
 
 class CMSI(nn.Module):
@@ -196,14 +270,20 @@ class CMSI(nn.Module):
         self.settings = settings
 
     def forward(self, maps: torch.Tensor, labels: torch.Tensor):
-        """See :func:`cmsi`: ``(N, C, h, w), (N,) -> (mixed, soft (N, K), perm (N,))``."""
+        """See :func:`cmsi`: ``(N, C, h, w), (N,) -> (mixed, soft (N, K), perm (N,), lam)``."""
         return cmsi(maps, labels, self.num_classes, self.settings)
 
 
 class CMCI(nn.Module):
-    """Module form of :func:`cmci` (no weights, no state)."""
+    """Module form of :func:`cmci` holding the triple ``mode`` (no weights, no state)."""
+
+    def __init__(self, mode: str = "paper"):
+        super().__init__()
+        if mode not in CMCI_MODES:
+            raise DcinetError(f"cmci_mode must be one of {', '.join(CMCI_MODES)}, got {mode!r}")
+        self.mode = mode
 
     def forward(self, maps: torch.Tensor, soft_targets: torch.Tensor, labels: torch.Tensor,
                 modality_ids: torch.Tensor):
-        """See :func:`cmci`: ``(N, C, h, w), (N, K), (N,), (N,) -> (maps', soft')``."""
-        return cmci(maps, soft_targets, labels, modality_ids)
+        """See :func:`cmci`: ``(N, C, h, w), (N, K), (N,), (N,) -> (maps', soft', changed (N,))``."""
+        return cmci(maps, soft_targets, labels, modality_ids, self.mode)

@@ -10,7 +10,8 @@
 3. :func:`train_one_epoch` per epoch: the model's ``forward`` returns ``{"loss": L_sum,
    "parts": {...}}``, which is backpropagated;
 4. :func:`end_epoch`: rank 0 appends the per-loss means to ``metrics.csv``, redraws ``losses.png``
-   (the paper's Fig. 5) and writes an atomic checkpoint; in a run with validation items
+   (the paper's Fig. 5), records in ``run.json`` how often CMSI and CMCI changed a map so far
+   (:mod:`dcinet.train.fired`) and writes an atomic checkpoint; in a run with validation items
    (:mod:`dcinet.data.splits`), every ``val_every`` epochs and after the last, it adds their mAPs
    (:mod:`dcinet.train.validation`; ``val.png``) and keeps the best weights beside the latest.
 
@@ -51,7 +52,7 @@ from dcinet.distributed import (
 )
 from dcinet.errors import DcinetError
 from dcinet.models.factory import create_model
-from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics
+from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics, read_run
 from dcinet.train.checkpoint import (
     load_checkpoint,
     restore_best,
@@ -60,8 +61,15 @@ from dcinet.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from dcinet.train.fired import RUN_KEY, add_counts, fired_record, sum_over_ranks
 from dcinet.train.plots import plot_curves
-from dcinet.train.runs import check_resume, write_metrics, write_run_info
+from dcinet.train.runs import (
+    check_resume,
+    config_changes,
+    update_run_info,
+    write_metrics,
+    write_run_info,
+)
 from dcinet.train.validation import checked_val_samples, improved_best, validate, validation_due
 
 
@@ -98,6 +106,8 @@ class Trainer:
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     best: dict | None = None  # best.json's record of the best validation score so far
+    # the maps CMSI / CMCI changed over the epochs counted (dcinet.train.fired), in the checkpoint
+    fired: dict = field(default_factory=lambda: {"epochs": 0, "counts": {}})
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -222,6 +232,8 @@ def _restore(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo) -> No
     rng = state["rng"]
     set_rng_state(rng[dist.rank] if dist.rank < len(rng) else rng[0])
     trainer.best = state.get("best")
+    # a checkpoint written before the counts existed: count from here ("epochs" says how many)
+    trainer.fired = state.get("fired") or {"epochs": 0, "counts": {}}
     if dist.is_main:
         restore_best(run_dir, trainer.model, trainer.best, trainer.start_epoch)
     trainer.history = [row for row in read_metrics(run_dir) if row["epoch"] <= trainer.start_epoch]
@@ -256,11 +268,13 @@ def warm_up(optimizer: torch.optim.Optimizer, scheduled: list[float], fraction: 
 
 
 def train_one_epoch(model, loader, optimizer, scaler, cfg: Config, dist: DistInfo, epoch: int,
-                    progress: bool) -> dict[str, float]:
+                    progress: bool, fired: dict | None = None) -> dict[str, float]:
     """Run one epoch; returns the mean of ``loss`` and of every loss part over its steps.
 
     In the first ``cfg.warmup_epochs`` epochs the lr climbs linearly, step by step, from
     ``1 / (warmup_epochs * steps)`` of the scheduled lr to all of it (:func:`warm_up`).
+    ``fired``, when given, receives this rank's counts of the maps CMSI and CMCI changed
+    (:func:`~dcinet.train.fired.add_counts` of each step's ``out["fired"]``).
     """
     model.train()
     use_amp = cfg.amp and dist.device.type == "cuda"
@@ -279,6 +293,8 @@ def train_one_epoch(model, loader, optimizer, scaler, cfg: Config, dist: DistInf
         with autocast:
             out = model(inputs, labels)
         loss = out["loss"]
+        if fired is not None:
+            add_counts(fired, out.get("fired", {}))
         if any_rank(not bool(torch.isfinite(loss.detach())), dist):
             raise DcinetError(
                 f"training stopped: the loss became {loss.item()} at epoch {epoch + 1}, step "
@@ -320,9 +336,12 @@ def end_epoch(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo, epoc
         history = trainer.history
         write_metrics(run_dir, history)
         _plot(history, means, cfg, run_dir)
+        update_run_info(run_dir, {RUN_KEY: fired_record(trainer.fired["counts"],
+                                                        trainer.fired["epochs"])})
         state = {"optimizer": trainer.optimizer.state_dict(),
                  "scheduler": trainer.scheduler.state_dict(),
-                 "scaler": trainer.scaler.state_dict(), "rng": states, "best": trainer.best}
+                 "scaler": trainer.scaler.state_dict(), "rng": states, "best": trainer.best,
+                 "fired": trainer.fired}
         save_checkpoint(run_dir, trainer.model, state, epoch + 1)
         if new_best:
             save_best(run_dir, trainer.model, new_best)
@@ -365,8 +384,11 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
             started = time.perf_counter()
             run.loader.batch_sampler.set_epoch(epoch)
             run.loader.generator.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + dist.rank)  # workers
+            fired: dict = {}
             means = train_one_epoch(net, run.loader, trainer.optimizer, trainer.scaler, cfg, dist,
-                                    epoch, progress)
+                                    epoch, progress, fired)
+            add_counts(trainer.fired["counts"], sum_over_ranks(fired, dist))
+            trainer.fired["epochs"] += 1
             seconds = time.perf_counter() - started
             val = None
             if run.val_samples and validation_due(cfg, epoch):
@@ -379,9 +401,17 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
 def train_or_resume(cfg: Config, data_root: Path, run_dir: Path, progress: bool = True,
                     device: str = "auto") -> list[dict]:
     """The history of the run in ``run_dir``: reused when it finished ``cfg.epochs``, resumed
-    when it stopped earlier, trained when there is none."""
+    when it stopped earlier, trained when there is none.
+
+    Raises:
+        DcinetError: ``run_dir`` holds a run of another configuration (finished or not).
+    """
     history = read_metrics(run_dir)
     if history and history[-1]["epoch"] >= cfg.epochs:
+        changed = config_changes(read_run(run_dir)[0], cfg)
+        if changed:
+            raise DcinetError(f"{run_dir} holds a finished run of another configuration "
+                              f"({changed}); choose another --out")
         if progress:
             print(f"reusing the finished run in {run_dir}", flush=True)
         return history

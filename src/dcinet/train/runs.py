@@ -43,18 +43,31 @@ def write_run_info(run_dir: Path, cfg: Config, collection: Collection, modalitie
     return info
 
 
+def update_run_info(run_dir: Path, values: dict) -> dict:
+    """Set the top-level ``values`` of an existing ``run.json`` (atomically; the other keys are
+    kept) and return the new info."""
+    _, info = read_run(run_dir)
+    info.update(values)
+    atomic_write_bytes(run_dir / RUN_FILE, json.dumps(info, indent=1).encode())
+    return info
+
+
+def config_changes(saved: Config, cfg: Config) -> str:
+    """The keys outside :data:`RESUME_MUTABLE` whose values differ, as ``"k: old -> new, ..."``
+    ('' when none do)."""
+    keys = [f.name for f in fields(Config)
+            if f.name not in RESUME_MUTABLE and getattr(saved, f.name) != getattr(cfg, f.name)]
+    return ", ".join(f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}" for k in keys)
+
+
 def check_resume(run_dir: Path, cfg: Config, collection: Collection,
                  validation: dict | None = None) -> None:
     """Refuse to resume a run made with another dataset, validation items or model
     configuration (``validation``: as for :func:`write_run_info`)."""
     saved_cfg, info = read_run(run_dir)
-    changed = [
-        f.name for f in fields(Config)
-        if f.name not in RESUME_MUTABLE and getattr(saved_cfg, f.name) != getattr(cfg, f.name)
-    ]
+    changed = config_changes(saved_cfg, cfg)
     if changed:
-        detail = ", ".join(f"{k}: {getattr(saved_cfg, k)!r} -> {getattr(cfg, k)!r}" for k in changed)
-        raise DcinetError(f"cannot resume {run_dir}: its configuration differs ({detail})")
+        raise DcinetError(f"cannot resume {run_dir}: its configuration differs ({changed})")
     now = split_fingerprint(collection)
     if info.get("dataset") != now:
         raise DcinetError(f"cannot resume {run_dir}: it was trained on different data "
