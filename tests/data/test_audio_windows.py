@@ -25,7 +25,7 @@ from dcinet.data.audio_windows import (
     window_starts,
 )
 from dcinet.data.check import check_collection
-from dcinet.data.dataset import build_train_loader
+from dcinet.data.dataset import build_train_loader, dropped_from_training
 from dcinet.data.decode import SampleDecoder
 from dcinet.data.readers import read_folder
 from dcinet.data.records import Collection, Sample
@@ -250,6 +250,8 @@ def test_training_draws_a_window_per_seed_epoch_and_index(tmp_path):
                 chosen[i] = position
         chosen_per_epoch.append(chosen)
     assert len({tuple(sorted(c.items())) for c in chosen_per_epoch}) > 1  # windows change
+    assert dropped_from_training(loader, ["crow", "finch"], 16)["audio_windows"] == {
+        "recordings": 4, "windows": 28, "quiet_skipped": 0, "floor_db": None}  # 7 per 4 s
 
 
 # --- the shared real recordings ----------------------------------------------------------------

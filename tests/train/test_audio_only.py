@@ -34,7 +34,12 @@ def test_an_audio_only_dataset_trains_resumes_exactly_and_evaluates_a2a(audio_on
                                                                        tiny_overrides, monkeypatch):
     cfg = load_config("cpu-tiny", [*tiny_overrides, *SMALL, *WINDOWS, "epochs=2"])
     straight = fit(cfg, audio_only, tmp_path / "a", progress=False)
-    assert json.loads((tmp_path / "a" / "run.json").read_text())["modalities"] == ["audio"]
+    info = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert info["modalities"] == ["audio"]
+    windows = info["dropped"]["audio_windows"]
+    trains = len(list((audio_only / "audio" / "train").rglob("*.wav")))
+    assert windows["recordings"] == trains and windows["floor_db"] == 40.0
+    assert windows["windows"] > trains and windows["windows"] - windows["quiet_skipped"] >= trains
     assert {"l_aud", "l_dual"} <= set(read_metrics(tmp_path / "a")[0])
     assert not {"l_img", "l_txt"} & set(read_metrics(tmp_path / "a")[0])
 

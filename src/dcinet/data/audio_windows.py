@@ -162,3 +162,15 @@ def load_audio_windows(src: Path | str | bytes, img_size: int, sample_rate: int,
     db = recording_db(src, sample_rate, n_fft, hop_length, cache_dir, name, cache)
     windows, _ = audible_windows(db, windowing, sample_rate, hop_length)
     return torch.stack([spectrogram_image(w, img_size) for w in windows])
+
+
+def count_windows(src: Path | str | bytes, sample_rate: int, n_fft: int, hop_length: int,
+                  windowing: Windowing, *, cache_dir: Path | str | None = None,
+                  name: str | None = None) -> tuple[int, int]:
+    """``(kept, total)`` windows of a recording (:func:`audible_windows`, through the spectrogram
+    cache); ``(1, 1)`` for a picture or with :attr:`Windowing.whole`."""
+    if is_picture(src) or windowing.whole:
+        return 1, 1
+    db = recording_db(src, sample_rate, n_fft, hop_length, cache_dir, name)
+    windows, total = audible_windows(db, windowing, sample_rate, hop_length)
+    return len(windows), total

@@ -190,10 +190,22 @@ def dropped_from_training(loader: DataLoader, classes: list[str], text_len: int)
         ``{"classes_missing_a_modality": [names], "texts_truncated": n, "texts": n_texts,
         "text_len": text_len}``: the classes the class-aware sampler never draws (they lack a
         modality), and how many text samples are longer than ``text_len`` characters once
-        normalised (:func:`~dcinet.data.text.normalize_text`), which the encoder cuts.
+        normalised (:func:`~dcinet.data.text.normalize_text`), which the encoder cuts. When the
+        recordings are cut into windows, also ``"audio_windows": {"recordings": n, "windows": n,
+        "quiet_skipped": n, "floor_db": f}``: the windows training draws from, and how many the
+        energy floor leaves out.
     """
-    texts = [s for s in loader.dataset.samples if s.modality == "text"]
+    samples = loader.dataset.samples
+    texts = [s for s in samples if s.modality == "text"]
     truncated = sum(len(normalize_text(s.text if s.path is None else read_text(s.path))) > text_len
                     for s in texts)
-    return {"classes_missing_a_modality": [classes[c] for c in loader.batch_sampler.unused_labels],
-            "texts_truncated": truncated, "texts": len(texts), "text_len": text_len}
+    dropped = {"classes_missing_a_modality": [classes[c] for c in loader.batch_sampler.unused_labels],
+               "texts_truncated": truncated, "texts": len(texts), "text_len": text_len}
+    decoder = loader.dataset.loader
+    if decoder.multi_view("audio"):
+        counts = [decoder.window_counts(s) for s in samples if s.modality == "audio"]
+        kept, total = sum(k for k, _ in counts), sum(t for _, t in counts)
+        dropped["audio_windows"] = {"recordings": len(counts), "windows": total,
+                                    "quiet_skipped": total - kept,
+                                    "floor_db": decoder.windowing.floor_db}
+    return dropped

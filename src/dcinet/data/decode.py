@@ -14,7 +14,12 @@ from pathlib import Path
 import torch
 
 from dcinet.config import Config
-from dcinet.data.audio_windows import Windowing, load_audio_window, load_audio_windows
+from dcinet.data.audio_windows import (
+    Windowing,
+    count_windows,
+    load_audio_window,
+    load_audio_windows,
+)
 from dcinet.data.image import load_image
 from dcinet.data.records import MODALITIES, Sample
 from dcinet.data.text import decode_text, encode_text, read_text
@@ -112,6 +117,16 @@ class SampleDecoder:
             return load_video_frames(Path(source), self.img_size, self.resize, self.video_frames)
         return self.decode(source, modality, name, cache=cache)[None]
 
+    def window_counts(self, sample: Sample) -> tuple[int, int]:
+        """``(kept, total)`` windows of an audio sample
+        (:func:`~dcinet.data.audio_windows.count_windows`), errors as for :meth:`load`."""
+        if sample.modality != "audio" or sample.path is None:
+            raise DcinetError(f"window_counts needs an audio file, got a {sample.modality} sample")
+        path = sample.path
+        return self._named(sample, lambda: count_windows(path, self.sample_rate, self.n_fft,
+                                                         self.hop_length, self.windowing,
+                                                         cache_dir=self.cache_dir))
+
     def tensor_bytes(self, modality: str) -> int:
         """Bytes of one tensor :meth:`decode` returns for ``modality`` (one view):
         float32 ``(3, img_size, img_size)``, or int64 ``(text_len,)`` for text."""
@@ -136,7 +151,7 @@ class SampleDecoder:
         return sample.path if sample.path is not None else sample.text
 
     @staticmethod
-    def _named(sample: Sample, load: Callable[[], torch.Tensor]) -> torch.Tensor:
+    def _named(sample: Sample, load: Callable[[], object]):
         """``load()``, with the sample's list line appended to any error message."""
         try:
             return load()

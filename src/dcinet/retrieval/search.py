@@ -192,7 +192,8 @@ class Searcher:
 
     def search_audio(self, audio: str | Path | bytes, k: int = 10, target: str = TARGET_ALL,
                      class_name: str | None = None) -> list[Hit]:
-        """:meth:`search` with an audio file (wav / flac / ogg or spectrogram picture) or its bytes."""
+        """:meth:`search` with an audio file (wav / flac / ogg / mp3, any length: see
+        :meth:`query_tensor`; or a spectrogram picture) or its bytes."""
         return self.search(audio, "audio", k, target, class_name=class_name)
 
     def search_text(self, text: str, k: int = 10, target: str = TARGET_ALL,
