@@ -42,6 +42,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+BIRDSONG = SHARED_DATA / "birdsong"
+
+
+@pytest.fixture
+def birdsong() -> Path:
+    """The shared real recordings (45 species, 98 whole xeno-canto OGG files, mono 22,050 Hz;
+    ``manifest.csv`` lists them); the test is skipped where the folder is absent."""
+    if not (BIRDSONG / "manifest.csv").is_file():
+        pytest.skip(f"shared birdsong recordings not present at {BIRDSONG}")
+    return BIRDSONG
+
+
 FGX_LISTS = SHARED_DATA / "fgxmedia-lists"
 
 

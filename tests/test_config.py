@@ -94,6 +94,9 @@ BAD_VALUES: dict[str, list[object]] = {
     "sample_rate": [0],
     "n_fft": [0],
     "hop_length": [-128],
+    "audio_seconds": [-1.0, NAN, INF, "5", None],
+    "audio_hop_seconds": [0, -2.5, NAN, 2.5],  # 2.5: windows need audio_seconds > 0 (default 0)
+    "audio_energy_floor_db": [-10.0, NAN, "40"],
     "video_frames": [0],
     "mixup_alpha": [-0.1, NAN],
     "cutmix_alpha": [-1.0, INF],
@@ -164,6 +167,19 @@ def test_train_refuses_a_bad_key_before_any_work(tmp_path: Path, capsys):
     assert code == 2
     assert err.count("\n") == 1 and "'log_every'" in err
     assert not run.exists()
+
+
+def test_audio_window_keys_constrain_each_other():
+    windows = dataclasses.replace(Config(), audio_seconds=4.0, audio_hop_seconds=2.0).validate()
+    assert (windows.audio_seconds, windows.audio_hop_seconds) == (4.0, 2.0)
+    assert dataclasses.replace(windows, audio_hop_seconds=4.0).validate().audio_hop_seconds == 4.0
+    with pytest.raises(DcinetError, match="'audio_hop_seconds'.*leave audio out"):
+        dataclasses.replace(windows, audio_hop_seconds=4.5).validate()
+    edges = dataclasses.replace(Config(), audio_energy_floor_db=0.0).validate()
+    assert edges.audio_energy_floor_db == 0.0 and edges.audio_seconds == 0.0  # whole recordings
+    assert load_config("cpu-tiny", ["audio_seconds=5", "audio_energy_floor_db=null"]).audio_energy_floor_db is None
+    for preset in ("paper", "cpu-tiny"):  # both keep whole recordings, as before these keys
+        assert load_config(preset).audio_seconds == 0.0
 
 
 def test_fgxmedia_keys_need_the_fgxmedia_format():

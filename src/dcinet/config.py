@@ -61,6 +61,9 @@ class Config:
     sample_rate: int = 16000  # audio is resampled to this rate before the STFT
     n_fft: int = 512
     hop_length: int = 128
+    audio_seconds: float = 0.0  # audio windows of this many seconds (0: the whole recording is one)
+    audio_hop_seconds: float | None = None  # seconds between window starts (None: audio_seconds)
+    audio_energy_floor_db: float | None = 40.0  # skip windows this many dB below the loudest one
     video_frames: int = 8  # test time: logits averaged over up to this many evenly spaced frames
     # --- CMSI: timm Mixup settings (§4.2) ---
     mixup_alpha: float = 0.8
@@ -131,6 +134,10 @@ class Config:
             raise DcinetError("config key 'cmsi_box' is beta, which draws lambda from "
                               "Beta(cutmix_alpha) (or Beta(mixup_alpha) for a blend): one of them "
                               "must be > 0")
+        if self.audio_hop_seconds is not None and not 0 < self.audio_hop_seconds <= self.audio_seconds:
+            raise DcinetError(f"config key 'audio_hop_seconds' ({self.audio_hop_seconds}) needs windows "
+                              f"(audio_seconds > 0) and must be <= audio_seconds ({self.audio_seconds}): "
+                              "a longer hop would leave audio out between windows")
         if self.val_fraction > 0 and self.val_every == 0:
             raise DcinetError(f"config key 'val_every' is 0 (never validate), so val_fraction="
                               f"{self.val_fraction} would hold training items out for nothing")
@@ -211,6 +218,9 @@ RULES: dict[str, Rule] = {
     "sample_rate": _COUNT,
     "n_fft": _COUNT,
     "hop_length": _COUNT,
+    "audio_seconds": _number(0),  # 0: whole recordings, as the paper and PKU FG-XMedia
+    "audio_hop_seconds": _optional(_number(0, above_low=True)),  # and <= audio_seconds, which is > 0
+    "audio_energy_floor_db": _optional(_number(0)),  # 0: only the loudest window(s); null: all
     "video_frames": _COUNT,
     # timm's Mixup draws Beta(alpha, alpha) for an alpha > 0 and skips an alpha of 0; it sets the
     # CutMix alpha to 1 whenever cutmix_minmax is given (cmsi_box minmax, the paper), so CutMix is

@@ -1,4 +1,4 @@
-"""Video as frames: frame listing and choice, SampleDecoder.load / load_frames, checking, training batches."""
+"""Video as frames: frame listing and choice, SampleDecoder.load / load_views, checking, training batches."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from dcinet.data.image import load_image
 from dcinet.data.problems import DecodeError
 from dcinet.data.readers import read_folder
 from dcinet.data.records import Collection, Sample
-from dcinet.data.video import list_frames, pick_frame, spaced_frames
+from dcinet.data.video import list_frames, spaced_frames
+from dcinet.data.views import pick_view
 from dcinet.errors import DcinetError
 
 CFG = Config(img_size=8, resize=10, text_len=16, batch_per_modality=2, num_workers=0).validate()
@@ -82,11 +83,15 @@ def test_spaced_frames_are_increasing_in_range_and_cover_the_clip(n, f):
     assert positions[0] <= n // (2 * len(positions)) and positions[-1] >= n - 1 - n // (2 * len(positions))
 
 
-def test_pick_frame_is_reproducible_and_varies_with_the_key():
-    assert pick_frame(9, None) == 4
-    picks = [pick_frame(9, (0, epoch, 5)) for epoch in range(40)]
-    assert picks == [pick_frame(9, (0, epoch, 5)) for epoch in range(40)]
+def test_pick_view_is_reproducible_and_varies_with_the_key():
+    assert pick_view(9, None) == 4 and pick_view(1, None) == 0 and pick_view(2, None) == 1
+    picks = [pick_view(9, (0, epoch, 5)) for epoch in range(40)]
+    assert picks == [pick_view(9, (0, epoch, 5)) for epoch in range(40)]
     assert all(0 <= p < 9 for p in picks) and len(set(picks)) >= 5
+    # the draw of the frame-choice code it replaced: default_rng([*key, 7]), kept bit for bit
+    assert picks == [int(np.random.default_rng([0, e, 5, 7]).integers(9)) for e in range(40)]
+    with pytest.raises(ValueError):
+        pick_view(0, None)
 
 
 def test_loader_one_frame_and_all_frames(tmp_path):
@@ -95,19 +100,20 @@ def test_loader_one_frame_and_all_frames(tmp_path):
     sample = Sample("video", "test", 0, "crow", tmp_path / "clip", source="list/video/test.txt:3")
     assert torch.equal(loader.load(sample), load_image(frames[3], 8, 10))  # middle frame
     key = (0, 2, 11)
-    assert torch.equal(loader.load(sample, frame_key=key), load_image(frames[pick_frame(7, key)], 8, 10))
-    stack = loader.load_frames(sample, max_frames=3)
+    assert torch.equal(loader.load(sample, view_key=key), load_image(frames[pick_view(7, key)], 8, 10))
+    three = SampleDecoder(Config(img_size=8, resize=10, video_frames=3))
+    stack = three.load_views(sample)
     assert stack.shape == (3, 3, 8, 8) and stack.dtype == torch.float32
     for got, position in zip(stack, [1, 3, 5], strict=True):
         assert torch.equal(got, load_image(frames[position], 8, 10))
-    assert loader.load_frames(sample, max_frames=50).shape == (7, 3, 8, 8)
+    assert SampleDecoder(Config(img_size=8, resize=10, video_frames=50)).load_views(sample).shape == (7, 3, 8, 8)
     single = Sample("video", "test", 0, "crow", frames[0])
-    assert torch.equal(loader.load_frames(single, 4), load_image(frames[0], 8, 10)[None])
-    with pytest.raises(DcinetError, match="load_frames needs a video sample"):
-        loader.load_frames(Sample("image", "test", 0, "crow", frames[0]), 4)
+    assert torch.equal(loader.load_views(single), load_image(frames[0], 8, 10)[None])
+    image = Sample("image", "test", 0, "crow", frames[0])  # one view, the decoded image
+    assert torch.equal(loader.load_views(image), loader.load(image)[None])
     (tmp_path / "clip" / "frame_5.png").write_bytes(b"broken")
     with pytest.raises(DcinetError, match=r"frame_5\.png.*list/video/test\.txt:3"):
-        loader.load_frames(sample, max_frames=3)
+        three.load_views(sample)
 
 
 def test_check_names_empty_clips_unreadable_frames_and_stray_files(tmp_path):
@@ -146,7 +152,7 @@ def test_training_batches_draw_a_frame_per_seed_epoch_and_index(tmp_path):
             for x, i in zip(batch["inputs"]["video"], batch["index"]["video"].tolist(), strict=True):
                 sample = loader.dataset.samples[i]
                 frames = list_frames(sample.path)
-                expected = frames[pick_frame(len(frames), (3, epoch, i))]
+                expected = frames[pick_view(len(frames), (3, epoch, i))]
                 assert torch.equal(x, load_image(expected, 8, 10))
                 chosen[i] = expected.name
         chosen_per_epoch.append(chosen)

@@ -1,8 +1,9 @@
 """Audio encoding: waveform -> dB spectrogram -> 3-channel image of the model's input size.
 
 The paper (§4.1) turns each recording into a short-time Fourier transform spectrogram rendered as a
-448 x 448 x 3 image. Here: decode with soundfile (wav / flac / ogg), average channels to mono,
-resample to ``sample_rate`` (FFT resampling), Hann-window STFT magnitude, decibels relative to the
+448 x 448 x 3 image. Here: decode with soundfile (libsndfile: wav / flac / ogg Vorbis or Opus /
+mp3, any sample rate and channel count), average channels to mono (stereo downmix), resample to
+``sample_rate`` (band-limited FFT resampling, e.g. 44.1 or 48 kHz to 16 kHz), Hann-window STFT magnitude, decibels relative to the
 loudest bin and floored :data:`TOP_DB` below it, then :func:`spectrogram_image`.
 
 PKU FG-XMedia ships its audio as ready-made spectrogram pictures (``.png``); files with a
@@ -35,6 +36,10 @@ TOP_DB = 80.0
 """Dynamic range kept below the loudest bin, in dB."""
 MIN_SAMPLE_RATE = 1000
 """Lower sample rates are refused: a damaged header, and resampling up from them would explode."""
+READABLE = "WAV, FLAC, OGG (Vorbis, Opus), MP3"
+"""The audio formats named in errors (libsndfile reads a few rarer ones too)."""
+_SHORTFALL_FRAMES = 1152
+"""Frames (one mp3 frame) by which a lossy file may decode shorter than its header says."""
 _CACHE_VERSION = "dcinet-spectrogram-v1"
 _PICTURE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
@@ -99,26 +104,58 @@ def read_audio(src: Path | str | bytes, name: str | None = None) -> tuple[np.nda
         ``(wave, sample_rate)``: float32 array ``(samples,)`` in [-1, 1], rate in Hz.
 
     Raises:
-        DecodeError: naming the file when it is missing, undecodable, empty, not finite or has a
-        sample rate below :data:`MIN_SAMPLE_RATE`.
+        DecodeError: naming the file when it is missing, in a format libsndfile does not read,
+        undecodable, truncated (fewer samples decode than its header declares), empty, not finite
+        or has a sample rate below :data:`MIN_SAMPLE_RATE`.
     """
     name = name or (str(src) if not isinstance(src, bytes) else "<audio bytes>")
     data = src if isinstance(src, bytes) else _read_bytes(src)
     if not data:
         raise DecodeError(name, "bad_audio", "zero-length audio file (0 bytes)")
     try:
-        wave, rate = sf.read(_SeekGuard(data), dtype="float32", always_2d=True)
+        with sf.SoundFile(_SeekGuard(data)) as sound:
+            declared, rate = sound.frames, sound.samplerate
+            wave = sound.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
         reason = getattr(exc, "error_string", None) or str(exc)
+        if "not recognised" in reason:
+            raise DecodeError(name, "bad_audio", "cannot decode audio: format not recognised (a corrupt "
+                              f"file, or not one of {READABLE})") from None
         raise DecodeError(name, "bad_audio", f"cannot decode audio ({reason})") from None
     if wave.shape[0] == 0:
-        raise DecodeError(name, "bad_audio", "zero-length audio (no samples)")
+        raise DecodeError(name, "bad_audio", "zero-length audio (no samples decode: an empty or cut recording)")
+    missing = _wav_missing_frames(data)
+    short = declared - wave.shape[0] if declared < 2**62 else 0  # 2**62 and up: length unknown
+    if short > _SHORTFALL_FRAMES + declared // 100:  # codec padding (an mp3 frame) is not a cut
+        missing = max(missing, short)
+    if missing > 0 and rate > 0:
+        raise DecodeError(name, "bad_audio", f"truncated audio: {missing / rate:.2f} s of the "
+                          f"{(wave.shape[0] + missing) / rate:.2f} s its header declares do not decode")
     if rate < MIN_SAMPLE_RATE:
         raise DecodeError(name, "bad_audio", f"implausible sample rate {rate} Hz (below {MIN_SAMPLE_RATE} Hz)")
     wave = wave.mean(axis=1, dtype=np.float32)
     if not np.isfinite(wave).all():
         raise DecodeError(name, "bad_audio", "audio contains NaN or infinite samples")
     return wave, int(rate)
+
+
+def _wav_missing_frames(data: bytes) -> int:
+    """Frames a RIFF WAVE file's ``data`` chunk declares beyond the bytes present (libsndfile
+    reads a cut file up to its end without a word); 0 for other files, streamed WAVs whose size
+    field is 0 or ``0xFFFFFFFF``, and files without a ``fmt `` chunk before ``data``."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return 0
+    offset, frame_bytes = 12, 0
+    while offset + 8 <= len(data):
+        chunk, size = data[offset:offset + 4], int.from_bytes(data[offset + 4:offset + 8], "little")
+        if chunk == b"fmt " and offset + 24 <= len(data):
+            frame_bytes = int.from_bytes(data[offset + 20:offset + 22], "little")  # block align
+        if chunk == b"data":
+            if size in (0, 0xFFFFFFFF) or frame_bytes <= 0:
+                return 0
+            return max(0, size - (len(data) - offset - 8)) // frame_bytes
+        offset += 8 + size + (size & 1)
+    return 0
 
 
 def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -235,10 +272,18 @@ def load_audio(src: Path | str | bytes, img_size: int, sample_rate: int, n_fft: 
     """
     if is_picture(src):
         return load_image(src, img_size, img_size)
+    return spectrogram_image(recording_db(src, sample_rate, n_fft, hop_length, cache_dir, name, cache),
+                             img_size)
+
+
+def recording_db(src: Path | str | bytes, sample_rate: int, n_fft: int, hop_length: int,
+                 cache_dir: Path | str | None = None, name: str | None = None,
+                 cache: bool = True) -> np.ndarray:
+    """The dB spectrogram of a whole audio file (or its bytes; not a picture): through
+    :func:`cached_spectrogram_db`, or straight from :func:`spectrogram_db` with ``cache=False``.
+    Returns float32 ``(n_fft // 2 + 1, frames)``."""
     name = name or (str(src) if not isinstance(src, bytes) else "<audio bytes>")
     data = src if isinstance(src, bytes) else _read_bytes(src)
     if cache:
-        db = cached_spectrogram_db(data, name, sample_rate, n_fft, hop_length, cache_dir)
-    else:
-        db = spectrogram_db(*read_audio(data, name), sample_rate, n_fft, hop_length)
-    return spectrogram_image(db, img_size)
+        return cached_spectrogram_db(data, name, sample_rate, n_fft, hop_length, cache_dir)
+    return spectrogram_db(*read_audio(data, name), sample_rate, n_fft, hop_length)

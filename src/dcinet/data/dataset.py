@@ -22,35 +22,43 @@ from dcinet.distributed import DistInfo
 from dcinet.errors import DcinetError
 
 Item = tuple[torch.Tensor, int, int]
-"""``(tensor, label, index)``: the loaded sample, its label, its position in the dataset."""
+"""``(tensor, label, index)``: the loaded sample (one view, or all views ``(V, ...)``), its label,
+its position in the dataset."""
 
 
 class SampleDataset(Dataset):
     """Map-style dataset: ``dataset[i] = (loader.load(samples[i]), samples[i].label, i)``.
 
-    A video sample yields one frame. With a ``sampler`` (training) the frame is drawn from
+    A video sample yields one frame, an audio sample cut into windows one window
+    (:meth:`SampleDecoder.multi_view`). With a ``sampler`` (training) the view is drawn from
     ``(sampler.seed, sampler.epoch, i)``, so it changes every epoch and is the same on every run
     and every DataLoader worker (workers copy the dataset, with the sampler's epoch, when an epoch's
-    iteration starts, i.e. after ``set_epoch``). Without one (evaluation) it is the middle frame.
+    iteration starts, i.e. after ``set_epoch``). Without one it is the middle view. With
+    ``views=True`` (test time) an item holds every view instead: ``loader.load_views(samples[i])``,
+    ``(V, ...)``; batch such items with ``collate_fn=list``.
 
     After :meth:`keep_decoded` the other samples come from memory: the same tensors, decoded once.
     """
 
     def __init__(self, samples: Sequence[Sample], loader: SampleDecoder,
-                 sampler: MultiModalBatchSampler | None = None) -> None:
+                 sampler: MultiModalBatchSampler | None = None, views: bool = False) -> None:
         self.samples = list(samples)
         self.loader = loader
         self.sampler = sampler
+        self.views = views
         self.decoded: dict[int, torch.Tensor] = {}
 
     def keep_decoded(self, budget_mib: float) -> bool:
-        """Decode every sample except videos (whose training frame changes every epoch) now and
-        keep the tensors, if all of them fit in ``budget_mib`` MiB; otherwise keep nothing.
+        """Decode every sample except those with several views (videos, windowed audio: their
+        training view changes every epoch) now and keep the tensors, if all of them fit in
+        ``budget_mib`` MiB; otherwise keep nothing.
 
         DataLoader workers started afterwards share the tensors (fork) or get a copy (spawn), so
         the files are decoded once per run instead of once per epoch. Returns whether it kept them.
         """
-        kept = [i for i, s in enumerate(self.samples) if s.modality != "video"]
+        if self.views:
+            return False
+        kept = [i for i, s in enumerate(self.samples) if not self.loader.multi_view(s.modality)]
         size = sum(self.loader.tensor_bytes(self.samples[i].modality) for i in kept)
         if not kept or size > budget_mib * 2**20:
             return False
@@ -62,12 +70,14 @@ class SampleDataset(Dataset):
 
     def __getitem__(self, index: int) -> Item:
         sample = self.samples[index]
+        if self.views:
+            return self.loader.load_views(sample), sample.label, index
         if index in self.decoded:
             return self.decoded[index], sample.label, index
         key = None
-        if sample.modality == "video" and self.sampler is not None:
+        if self.sampler is not None and self.loader.multi_view(sample.modality):
             key = (self.sampler.seed, self.sampler.epoch, index)
-        return self.loader.load(sample, frame_key=key), sample.label, index
+        return self.loader.load(sample, view_key=key), sample.label, index
 
 
 def collate_by_modality(items: Sequence[Item], modalities: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
@@ -137,7 +147,8 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
 
     Batches come from :class:`MultiModalBatchSampler` (``cfg.batch_per_modality``, ``cfg.sampler``,
     ``cfg.samples_per_class``, ``cfg.seed``); call ``loader.batch_sampler.set_epoch(epoch)`` before
-    each epoch (it also selects each video clip's training frame). Each batch is
+    each epoch (it also selects each video clip's training frame and each windowed recording's
+    training window). Each batch is
     :func:`collate_by_modality`'s dict. When the split's decoded tensors fit in
     ``cfg.decoded_cache_mb`` MiB they are decoded here, once, and kept in memory
     (:meth:`SampleDataset.keep_decoded`).
@@ -179,10 +190,22 @@ def dropped_from_training(loader: DataLoader, classes: list[str], text_len: int)
         ``{"classes_missing_a_modality": [names], "texts_truncated": n, "texts": n_texts,
         "text_len": text_len}``: the classes the class-aware sampler never draws (they lack a
         modality), and how many text samples are longer than ``text_len`` characters once
-        normalised (:func:`~dcinet.data.text.normalize_text`), which the encoder cuts.
+        normalised (:func:`~dcinet.data.text.normalize_text`), which the encoder cuts. When the
+        recordings are cut into windows, also ``"audio_windows": {"recordings": n, "windows": n,
+        "quiet_skipped": n, "floor_db": f}``: the windows training draws from, and how many the
+        energy floor leaves out.
     """
-    texts = [s for s in loader.dataset.samples if s.modality == "text"]
+    samples = loader.dataset.samples
+    texts = [s for s in samples if s.modality == "text"]
     truncated = sum(len(normalize_text(s.text if s.path is None else read_text(s.path))) > text_len
                     for s in texts)
-    return {"classes_missing_a_modality": [classes[c] for c in loader.batch_sampler.unused_labels],
-            "texts_truncated": truncated, "texts": len(texts), "text_len": text_len}
+    dropped = {"classes_missing_a_modality": [classes[c] for c in loader.batch_sampler.unused_labels],
+               "texts_truncated": truncated, "texts": len(texts), "text_len": text_len}
+    decoder = loader.dataset.loader
+    if decoder.multi_view("audio"):
+        counts = [decoder.window_counts(s) for s in samples if s.modality == "audio"]
+        kept, total = sum(k for k, _ in counts), sum(t for _, t in counts)
+        dropped["audio_windows"] = {"recordings": len(counts), "windows": total,
+                                    "quiet_skipped": total - kept,
+                                    "floor_db": decoder.windowing.floor_db}
+    return dropped

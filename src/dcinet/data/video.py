@@ -1,7 +1,8 @@
 """Video as frames: a clip is a folder of frame images (or, in FG-XMedia lists, one frame file).
 
-Training sees ONE frame per clip and step: :func:`pick_frame` draws it from ``(seed, epoch, index)``
-so that every epoch shows a different, reproducible frame (the middle frame when no key is given).
+Training sees ONE frame per clip and step: :func:`~dcinet.data.views.pick_view` draws it from
+``(seed, epoch, index)`` so that every epoch shows a different, reproducible frame (the middle frame
+when no key is given).
 Evaluation sees up to ``max_frames`` evenly spaced frames (:func:`spaced_frames`) stacked as
 ``(F, 3, H, W)``; the caller averages the model's logits over ``F``. Frames are preprocessed exactly
 like images (:func:`~dcinet.data.image.load_image`). Video files (mp4, ...) are not decoded:
@@ -14,14 +15,13 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dcinet.data.image import load_image
 from dcinet.data.problems import DecodeError
 from dcinet.data.reader_common import FRAME_SUFFIXES
+from dcinet.data.views import pick_view
 
-_FRAME_STREAM = 7  # last entry of the frame-choice rng key, apart from the sampler's streams
 _DIGITS = re.compile(r"(\d+)", re.ASCII)
 
 
@@ -78,19 +78,12 @@ def spaced_frames(num_frames: int, max_frames: int) -> list[int]:
     return [(2 * i + 1) * num_frames // (2 * max_frames) for i in range(max_frames)]
 
 
-def pick_frame(num_frames: int, key: tuple[int, ...] | None) -> int:
-    """The training frame of a clip: uniform from the non-negative ints ``key`` (the dataset passes
-    ``(seed, epoch, index)``), or the middle frame ``num_frames // 2`` when ``key`` is None."""
-    if key is None:
-        return spaced_frames(num_frames, 1)[0]
-    return int(np.random.default_rng([*key, _FRAME_STREAM]).integers(num_frames))
-
-
 def load_video_frame(path: Path | str, img_size: int, resize: int,
                      key: tuple[int, ...] | None = None) -> torch.Tensor:
-    """One frame (:func:`pick_frame`) of a clip as a float32 image ``(3, img_size, img_size)``."""
+    """One frame (:func:`~dcinet.data.views.pick_view`) of a clip as a float32 image
+    ``(3, img_size, img_size)``."""
     frames = list_frames(path)
-    return load_image(frames[pick_frame(len(frames), key)], img_size, resize)
+    return load_image(frames[pick_view(len(frames), key)], img_size, resize)
 
 
 def load_video_frames(path: Path | str, img_size: int, resize: int, max_frames: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from dcinet.config import FEATURES
 from dcinet.data.dataset import SampleDataset
 from dcinet.data.decode import SampleDecoder
 from dcinet.data.records import Sample
@@ -76,6 +77,11 @@ def extract_features(trained: TrainedModel, samples: list[Sample], feature: str 
                      progress: bool = False) -> dict[str, ModalityFeatures]:
     """Encode samples with ``model.encode`` (eval mode), grouped by modality.
 
+    Every sample is encoded through all its test-time views
+    (:meth:`~dcinet.data.decode.SampleDecoder.decode_views`: a video's frames, a long recording's
+    windows, else the one tensor) by :func:`encode_views`, batches of ``inference.batch_size``
+    samples at a time.
+
     Args:
         trained: a loaded model (see :func:`dcinet.models.factory.load_trained`), on
             ``inference.device``.
@@ -95,14 +101,10 @@ def extract_features(trained: TrainedModel, samples: list[Sample], feature: str 
         subset = [s for s in samples if s.modality == modality]
         if not subset:
             continue
-        if modality == "video":  # one clip per "batch": its frames
-            batches = [[i] for i in range(len(subset))]
-        else:
-            batches = [list(range(a, min(a + inference.batch_size, len(subset))))
-                       for a in range(0, len(subset), inference.batch_size)]
+        batches = [list(range(a, min(a + inference.batch_size, len(subset))))
+                   for a in range(0, len(subset), inference.batch_size)]
         mine = batches[inference.dist.rank::inference.dist.world_size]
-        chunks = _encode(model, decoder, subset, mine, modality, feature, inference,
-                         trained.cfg.video_frames)
+        chunks = _encode(model, decoder, subset, mine, modality, feature, inference)
         gathered = all_gather(chunks, inference.dist)
         ordered = [gathered[j % len(gathered)][j // len(gathered)] for j in range(len(batches))]
         if progress and inference.dist.is_main:
@@ -116,32 +118,46 @@ def extract_features(trained: TrainedModel, samples: list[Sample], feature: str 
 
 
 def _encode(model, decoder: SampleDecoder, subset: list[Sample], batches: list[list[int]],
-            modality: str, feature: str, inference: Inference,
-            max_frames: int) -> list[torch.Tensor]:
+            modality: str, feature: str, inference: Inference) -> list[torch.Tensor]:
     """The float32 CPU features ``(len(batch), D)`` of each of ``batches`` (index lists into
     ``subset``)."""
-    if modality == "video":
-        return [_encode_clip(model, decoder, subset[b[0]], feature, inference, max_frames)
-                for b in batches]
-    loader = DataLoader(SampleDataset(subset, decoder), batch_sampler=batches,
-                        num_workers=inference.num_workers,
+    loader = DataLoader(SampleDataset(subset, decoder, views=True), batch_sampler=batches,
+                        collate_fn=list, num_workers=inference.num_workers,
                         pin_memory=inference.device.type == "cuda")
-    chunks = []
-    for x, _, _ in loader:
-        with inference.autocast():
-            z = model.encode(x.to(inference.device, non_blocking=True), modality, feature=feature)
-        chunks.append(z.float().cpu())
-    return chunks
+    return [encode_views(model, [views for views, _, _ in items], modality, feature, inference)
+            for items in loader]
 
 
-def _encode_clip(model, decoder: SampleDecoder, sample: Sample, feature: str,
-                 inference: Inference, max_frames: int) -> torch.Tensor:
-    """One video's feature ``(1, D)``: logits (or embeddings) averaged over its (at most
-    ``max_frames``) frames, then softmax for the ``softmax`` feature — FGCrossNet's video
-    protocol."""
-    frames = decoder.load_frames(sample, max_frames).to(inference.device)
+@torch.no_grad()
+def encode_views(model, views: list[torch.Tensor], modality: str, feature: str,
+                 inference: Inference | None = None) -> torch.Tensor:
+    """The features of items given by their views: logits (or embeddings) averaged over each
+    item's views, then softmax for the ``softmax`` feature — FGCrossNet's video protocol, used
+    for every modality (one view: exactly ``model.encode``'s feature).
+
+    Args:
+        model: in eval mode, on ``inference.device``.
+        views: one tensor per item, ``(V_i, ...)`` as
+            :meth:`~dcinet.data.decode.SampleDecoder.decode_views` returns (``V_i >= 1``).
+        modality, feature: as for ``model.encode``.
+        inference: device, AMP; the views go through the model ``batch_size`` at a time, so a
+            long recording's many windows never make one huge batch.
+
+    Returns:
+        float32 CPU ``(len(views), D)``.
+    """
+    inference = inference or Inference()
+    if feature not in FEATURES:
+        raise DcinetError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
+    counts = [v.shape[0] for v in views]
+    if not counts or min(counts) < 1:
+        raise DcinetError(f"every item needs at least one view, got view counts {counts}")
+    stacked = torch.cat(views)
     inner = "embedding" if feature == "embedding" else "logits"
-    with inference.autocast():
-        encoded = model.encode(frames, "video", feature=inner)
-    mean = encoded.float().mean(0, keepdim=True).cpu()
-    return mean.softmax(dim=1) if feature == "softmax" else mean
+    encoded = []
+    for a in range(0, stacked.shape[0], inference.batch_size):
+        x = stacked[a:a + inference.batch_size].to(inference.device, non_blocking=True)
+        with inference.autocast():
+            encoded.append(model.encode(x, modality, feature=inner).float().cpu())
+    means = torch.stack([part.mean(0) for part in torch.cat(encoded).split(counts)])
+    return means.softmax(dim=1) if feature == "softmax" else means

@@ -6,7 +6,9 @@ A :class:`Searcher` opens the index's gallery (FAISS or Milvus, see
 the weights' sha256), then embeds each query exactly as the gallery was embedded (the run's image
 / audio / text preprocessing, ``model.encode`` with the index's feature) and looks it up, with
 the gallery's engine applying the modality and class filters. Queries are decoded from memory:
-uploaded bytes never touch the file system.
+uploaded bytes never touch the file system. A long recording is a query like any other: its
+windows are encoded and their logits averaged (:func:`~dcinet.retrieval.features.encode_views`),
+as ``embed`` does for the gallery.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from dcinet.data.decode import SampleDecoder
 from dcinet.errors import DcinetError
 from dcinet.retrieval.embed import file_sha256
+from dcinet.retrieval.features import Inference, encode_views
 from dcinet.retrieval.gallery import item_key, normalized
 from dcinet.retrieval.index import open_gallery
 
@@ -108,11 +111,13 @@ class Searcher:
         return list(self.gallery.info["classes"])
 
     def query_tensor(self, query: QuerySource, modality: str, name: str | None = None):
-        """The model input for one query, decoded by the gallery's own path
-        (:meth:`~dcinet.data.decode.SampleDecoder.decode`, the spectrogram cache left alone).
+        """The model input for one query: its views, decoded by the gallery's own path
+        (:meth:`~dcinet.data.decode.SampleDecoder.decode_views`, the spectrogram cache left alone).
 
         Returns:
-            image / audio: float32 ``(1, 3, img_size, img_size)``; text: int64 ``(1, text_len)``.
+            image: float32 ``(1, 3, img_size, img_size)``; audio: float32
+            ``(V, 3, img_size, img_size)``, its ``V >= 1`` kept windows (1 when the run does not cut
+            recordings); text: int64 ``(1, text_len)``.
         Raises:
             DcinetError: unknown modality, empty text, undecodable image / audio (naming ``name``).
         """
@@ -122,21 +127,21 @@ class Searcher:
         if modality == "text":
             if not isinstance(query, str) or not query.strip():
                 raise DcinetError("the text query is empty")
-            return self.decoder.decode(query, "text")[None]
+            return self.decoder.decode_views(query, "text")
         data, label = (query, name or f"uploaded {modality}") if isinstance(query, bytes) \
             else _read_query_file(query, modality)
         if not data:
             raise DcinetError(f"{label}: the {modality} file is empty (0 bytes)")
-        return self.decoder.decode(data, modality, name=label, cache=False)[None]
+        return self.decoder.decode_views(data, modality, name=label, cache=False)
 
     def embed_query(self, query: QuerySource, modality: str, name: str | None = None) -> np.ndarray:
-        """The query's feature, float32 ``(D,)`` (not normalised), as ``embed`` computes rows."""
-        import torch
-
-        x = self.query_tensor(query, modality, name)
-        with self._lock, torch.no_grad():
-            out = self.trained.model.encode(x.to(self.device), modality, feature=self.feature)
-        return out.float().cpu().numpy()[0]
+        """The query's feature, float32 ``(D,)`` (not normalised), as ``embed`` computes rows:
+        :func:`~dcinet.retrieval.features.encode_views` of :meth:`query_tensor`."""
+        views = self.query_tensor(query, modality, name)
+        with self._lock:
+            out = encode_views(self.trained.model, [views], modality, self.feature,
+                               Inference(self.device, amp=False))
+        return out.numpy()[0]
 
     def check_request(self, k: int, target: str, class_name: str | None = None) -> None:
         """Raise :class:`DcinetError` unless ``1 <= k <= MAX_K`` (an int), ``target`` is a
@@ -187,7 +192,8 @@ class Searcher:
 
     def search_audio(self, audio: str | Path | bytes, k: int = 10, target: str = TARGET_ALL,
                      class_name: str | None = None) -> list[Hit]:
-        """:meth:`search` with an audio file (wav / flac / ogg or spectrogram picture) or its bytes."""
+        """:meth:`search` with an audio file (wav / flac / ogg / mp3, any length: see
+        :meth:`query_tensor`; or a spectrogram picture) or its bytes."""
         return self.search(audio, "audio", k, target, class_name=class_name)
 
     def search_text(self, text: str, k: int = 10, target: str = TARGET_ALL,

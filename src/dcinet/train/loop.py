@@ -214,6 +214,11 @@ def _dropped_warnings(dropped: dict) -> list[str]:
     if dropped.get("texts_truncated"):
         lines.append(f"{dropped['texts_truncated']} of {dropped['texts']} training texts are longer "
                      f"than text_len={dropped['text_len']} characters and are cut")
+    windows = dropped.get("audio_windows") or {}
+    if windows.get("quiet_skipped"):
+        lines.append(f"{windows['quiet_skipped']} of {windows['windows']} training audio windows are "
+                     f"more than {windows['floor_db']:g} dB below their recording's loudest "
+                     "window and are skipped (audio_energy_floor_db)")
     return lines
 
 
