@@ -190,6 +190,67 @@ def section_index(r: dict) -> list[str]:
     return lines
 
 
+DECODE_KINDS = {
+    "image_jpeg": "image: {jpeg[0]} x {jpeg[1]} JPEG -> resize 510 x 510, center crop 448",
+    "audio_png": "audio: {png[0]} x {png[1]} spectrogram PNG (PKU FG-XMedia style) -> 448",
+    "audio_wav_uncached": "audio: {audio_s:g} s WAV ({wav_kib:.0f} KiB) -> spectrogram computed",
+    "audio_wav_cached": "audio: the same WAV, spectrogram from the cache",
+    "audio_ogg_uncached": "audio: {audio_s:g} s Ogg Vorbis ({ogg_kib:.0f} KiB) -> spectrogram computed",
+    "audio_ogg_cached": "audio: the same Ogg, spectrogram from the cache",
+    "text": "text: ~400 characters -> 448 ids",
+}
+
+
+def section_decode(r: dict) -> list[str]:
+    p, sizes = r["preset"], {**r["inputs"], "audio_s": r["audio_s"]}
+    lines = ["## Decoding: what one DataLoader worker delivers (`bench/bench_decode.py`)", "",
+             f"`SampleDecoder.decode` with the `paper` preset ({p['img_size']} px, text_len "
+             f"{p['text_len']}, {p['sample_rate']} Hz / n_fft {p['n_fft']} / hop {p['hop_length']}), "
+             f"one process, {r['torch_threads']} torch thread (as in a worker), files from the page "
+             f"cache; on {r['cpu']} ({r['usable_cores']} usable cores, shared with other jobs: load "
+             f"average {r['load_average'][0]:.1f} at the start, {r['load_average'][1]:.1f} at the "
+             "end). Rates are items per CPU second of the process (what a worker with a core of its "
+             "own decodes), the median of "
+             f"{r['reps']} repeats of at least {r['min_seconds_per_rep']:g} CPU s; the wall-clock "
+             "rate, lowered by the other jobs, is beside it. Even per CPU second the figures are "
+             "noisy here (shared cores and caches; see the range of the repeats).", "",
+             "| input | items / CPU s (median) | range | items / wall s |", "|---|---|---|---|"]
+    for kind, label in DECODE_KINDS.items():
+        runs = r["runs"][kind]["cpu"]
+        lines.append(f"| {label.format(**sizes)} | {r['items_per_cpu_s'][kind]:,.0f} | "
+                     f"{min(runs):,.0f}-{max(runs):,.0f} | {r['items_per_wall_s'][kind]:,.0f} |")
+    rates = list(r["feeding"][0]["workers_needed"])
+    lines += ["", f"Collating one batch ({p['batch_per_modality']} x {len(p['modalities'])} items): "
+              f"{r['collate_batch_cpu_s'] * 1e3:.1f} ms CPU. A step of the paper preset takes "
+              f"{r['items_per_step']} items, so S steps/s need {r['items_per_step']} S items/s; one "
+              "worker builds a whole batch, in `t_step = b (1/r_image + 1/r_audio + 1/r_text) + "
+              "t_collate` CPU seconds, and S steps/s need `ceil(S t_step)` workers with a core each "
+              "(assuming workers scale with cores; memory bandwidth and the main process's pinning "
+              "and copies are not counted). The step rates below are what-ifs, not GPU "
+              "measurements:", "",
+              "| audio decoded as | t_step ms | steps/s per worker | "
+              + " | ".join(f"workers at {s} steps/s" for s in rates) + " |",
+              "|---|---|---|" + "---|" * len(rates)]
+    audio_as = {"audio_png": "spectrogram PNG", "audio_wav_cached": "WAV, spectrogram cached",
+                "audio_wav_uncached": "WAV, spectrogram computed (first epoch)",
+                "audio_ogg_uncached": "Ogg, spectrogram computed (first epoch)"}
+    for f in r["feeding"]:
+        lines.append(f"| {audio_as.get(f['audio'], f['audio'])} | {f['worker_step_s'] * 1e3:.1f} | "
+                     f"{f['steps_per_s_per_worker']:.1f} | "
+                     + " | ".join(str(n) for n in f["workers_needed"].values()) + " |")
+    gpu = r.get("gpu_measured")
+    lines.append("")
+    if gpu:
+        lines += [f"Measured on {gpu['device']} (`bench/gpu.sh`): {gpu['steps_per_s']:.2f} train "
+                  "steps/s, which needs "
+                  + ", ".join(f"{f['workers_for_measured_gpu']} ({f['audio']})" for f in r["feeding"])
+                  + " workers.", ""]
+    else:
+        lines += ["No GPU step rate is measured yet (`bench/gpu.sh` writes it); with one, this "
+                  "section gives the workers it needs.", ""]
+    return lines
+
+
 def section_gpu(r: dict) -> list[str]:
     return ["## GPU: paper preset (`bench/gpu.sh`)", "", "```",
             *[f"{k}: {v}" for k, v in r.items()], "```", ""]
@@ -223,7 +284,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small variants, to check the pipeline")
     ap.add_argument("--only", help="comma-separated subset of: step, metrics, search, server, demo, "
-                                   "concurrent, index")
+                                   "concurrent, index, decode")
     ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     ap.add_argument("--work", type=Path, help="folder for the figures (JSON); default: a new temp folder")
     ap.add_argument("--render-only", action="store_true",
@@ -233,7 +294,7 @@ def main() -> None:
                          "--only demo) in the existing --out file, keeping its others and its header")
     args = ap.parse_args()
     chosen = set(args.only.split(",")) if args.only else {"step", "metrics", "search", "server", "demo",
-                                                          "concurrent", "index"}
+                                                          "concurrent", "index", "decode"}
     quick = ["--quick"] if args.quick else []
     work = args.work or Path(tempfile.mkdtemp(prefix="dcinet-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -246,13 +307,14 @@ def main() -> None:
                                                    tempfile.mkdtemp(dir=work, prefix="demo-")], work),
         "concurrent": lambda: run_json("bench_concurrent.py", quick, work),
         "index": lambda: run_json("bench_index.py", quick, work),
+        "decode": lambda: run_json("bench_decode.py", quick, work),
     }
     saved = {"step": "bench_step.json", "metrics": "bench_metrics.json", "search": "bench_search.json",
              "server": "bench_server.json", "demo": "bench_demo.json", "concurrent": "bench_concurrent.json",
-             "index": "bench_index.json"}
+             "index": "bench_index.json", "decode": "bench_decode.json"}
     render = {"step": section_step, "metrics": section_metrics, "search": section_search,
               "server": section_server, "demo": section_demo, "concurrent": section_concurrent,
-              "index": section_index}
+              "index": section_index, "decode": section_decode}
     sections: list[str] = []
     for name, run in runs.items():
         if name in chosen and not args.render_only:

@@ -122,6 +122,7 @@ BAD_VALUES: dict[str, list[object]] = {
     "sampler": ["balanced"],
     "samples_per_class": [0],
     "num_workers": [-1],
+    "prefetch_factor": [0, -1, 1.5, True],
     "decoded_cache_mb": [-1, 1.5],
     "skip_bad": ["yes", 1, None],
     "lr": [0, -0.1, INF],

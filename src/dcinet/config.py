@@ -91,7 +91,8 @@ class Config:
     batch_per_modality: int = 8  # b: samples of each modality per step
     sampler: str = "random"  # random | class_aware (P classes x K per modality)
     samples_per_class: int = 2  # K of the class-aware sampler
-    num_workers: int = 2
+    num_workers: int = 2  # training DataLoader worker processes (persist across epochs)
+    prefetch_factor: int = 2  # batches each training worker keeps decoded ahead (num_workers > 0)
     decoded_cache_mb: int = 512  # MiB: training tensors decoded once and kept in memory if they fit
     skip_bad: bool = False
     # --- optimisation (§4.2) ---
@@ -249,6 +250,7 @@ RULES: dict[str, Rule] = {
     "sampler": _one_of(SAMPLERS),
     "samples_per_class": _COUNT,
     "num_workers": _integer(0),
+    "prefetch_factor": _COUNT,
     "decoded_cache_mb": _integer(0),  # 0: decode every sample at every step
     "skip_bad": _FLAG,
     "lr": _number(0, above_low=True),

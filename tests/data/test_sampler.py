@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcinet.data.records import Sample
-from dcinet.data.sampler import MultiModalBatchSampler
+from dcinet.data.sampler import MultiModalBatchSampler, TrainKey
 from dcinet.errors import DcinetError
 
 
@@ -26,8 +26,15 @@ def make_samples(sizes: dict[str, int], classes: int = 5) -> list[Sample]:
 
 
 def epoch_steps(sampler: MultiModalBatchSampler, epoch: int) -> list[list[int]]:
+    """The dataset indices of ``list(sampler)`` after ``set_epoch(epoch)``; checks on the way that
+    every key carries that epoch and the seed, and that they are ``sampler.steps(epoch)``."""
     sampler.set_epoch(epoch)
-    return list(sampler)
+    keys = list(sampler)
+    assert all(isinstance(k, TrainKey) and (k.epoch, k.seed) == (epoch, sampler.seed)
+               for step in keys for k in step)
+    steps = [[k.index for k in step] for step in keys]
+    assert steps == sampler.steps(epoch)
+    return steps
 
 
 def blocks(step: list[int], n_modalities: int) -> list[list[int]]:
@@ -74,6 +81,18 @@ def test_epochs_reshuffle_and_seed_determines_order():
     assert epoch_steps(a, 1) == epoch_steps(b, 1)
     assert epoch_steps(a, 0) != epoch_steps(a, 1)
     assert epoch_steps(a, 0) != epoch_steps(MultiModalBatchSampler(samples, 4, seed=8), 0)
+
+
+@pytest.mark.parametrize("class_aware", [False, True])
+def test_an_iteration_keeps_the_epoch_it_started_with(class_aware):
+    samples = make_samples({"image": 12, "text": 12}, classes=4)
+    sampler = MultiModalBatchSampler(samples, 4, seed=4, class_aware=class_aware)
+    sampler.set_epoch(3)
+    started = iter(sampler)
+    sampler.set_epoch(4)  # e.g. the next epoch set while workers still prefetch this one
+    keys = list(started)
+    assert [[k.index for k in step] for step in keys] == sampler.steps(3) != sampler.steps(4)
+    assert {k.epoch for step in keys for k in step} == {3}
 
 
 @pytest.mark.parametrize("class_aware", [False, True])

@@ -134,21 +134,24 @@ def test_check_names_empty_clips_unreadable_frames_and_stray_files(tmp_path):
     assert len(report.bad_samples) == 3
 
 
-def test_training_batches_draw_a_frame_per_seed_epoch_and_index(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_batches_draw_a_frame_per_seed_epoch_and_index(tmp_path, workers):
     root = tmp_path / "ds"
     for c, cls in enumerate(("crow", "finch")):
         for k in range(2):
             write_frame(root / f"image/train/{cls}/{k}.png", 200 + 20 * c + k)
             write_clip(root / f"video/train/{cls}/clip{k}", 6, start=c * 100 + k * 3)
     coll = read_folder(root)
-    cfg = Config(img_size=8, resize=10, batch_per_modality=2, num_workers=1, seed=3).validate()
+    cfg = Config(img_size=8, resize=10, batch_per_modality=2, num_workers=workers, seed=3).validate()
     loader, skipped = build_train_loader(coll, cfg)
-    assert skipped == []
-    chosen_per_epoch = []
+    assert skipped == [] and loader.persistent_workers == (workers > 0)
+    chosen_per_epoch, iterators = [], set()
     for epoch in (0, 1, 2):
         loader.batch_sampler.set_epoch(epoch)
+        batches = iter(loader)
+        iterators.add(id(batches))
         chosen = {}
-        for batch in loader:  # one worker process: it must see the epoch set above
+        for batch in batches:  # persistent workers copied the dataset at epoch 0: keys carry the epoch
             for x, i in zip(batch["inputs"]["video"], batch["index"]["video"].tolist(), strict=True):
                 sample = loader.dataset.samples[i]
                 frames = list_frames(sample.path)
@@ -157,6 +160,8 @@ def test_training_batches_draw_a_frame_per_seed_epoch_and_index(tmp_path):
                 chosen[i] = expected.name
         chosen_per_epoch.append(chosen)
     assert len({tuple(sorted(c.items())) for c in chosen_per_epoch}) > 1  # frames change across epochs
+    if workers:
+        assert len(iterators) == 1  # the same worker processes served all three epochs
 
 
 def test_single_frame_samples_from_a_collection(tmp_path):

@@ -16,7 +16,7 @@ from dcinet.data.check import check_collection
 from dcinet.data.decode import SampleDecoder
 from dcinet.data.problems import Problem, format_problems
 from dcinet.data.records import MODALITIES, Collection, Sample
-from dcinet.data.sampler import MultiModalBatchSampler
+from dcinet.data.sampler import MultiModalBatchSampler, TrainKey
 from dcinet.data.text import normalize_text, read_text
 from dcinet.distributed import DistInfo
 from dcinet.errors import DcinetError
@@ -27,24 +27,24 @@ its position in the dataset."""
 
 
 class SampleDataset(Dataset):
-    """Map-style dataset: ``dataset[i] = (loader.load(samples[i]), samples[i].label, i)``.
+    """Map-style dataset: ``dataset[key] = (loader.load(samples[i]), samples[i].label, i)``.
 
-    A video sample yields one frame, an audio sample cut into windows one window
-    (:meth:`SampleDecoder.multi_view`). With a ``sampler`` (training) the view is drawn from
-    ``(sampler.seed, sampler.epoch, i)``, so it changes every epoch and is the same on every run
-    and every DataLoader worker (workers copy the dataset, with the sampler's epoch, when an epoch's
-    iteration starts, i.e. after ``set_epoch``). Without one it is the middle view. With
-    ``views=True`` (test time) an item holds every view instead: ``loader.load_views(samples[i])``,
-    ``(V, ...)``; batch such items with ``collate_fn=list``.
+    ``key`` is an index ``i`` (evaluation) or a :class:`~dcinet.data.sampler.TrainKey`
+    ``(i, epoch, seed)`` (training, as :class:`MultiModalBatchSampler` yields them). A video
+    sample yields one frame, an audio sample cut into windows one window
+    (:meth:`SampleDecoder.multi_view`): for a training key the view is drawn from
+    ``(seed, epoch, i)``, so it changes every epoch and is the same on every run and in every
+    DataLoader worker, persistent or not (the epoch comes with the key, not from a copy of the
+    sampler); for a bare index it is the middle view. With ``views=True`` (test time) an item
+    holds every view instead: ``loader.load_views(samples[i])``, ``(V, ...)``; batch such items
+    with ``collate_fn=list``.
 
     After :meth:`keep_decoded` the other samples come from memory: the same tensors, decoded once.
     """
 
-    def __init__(self, samples: Sequence[Sample], loader: SampleDecoder,
-                 sampler: MultiModalBatchSampler | None = None, views: bool = False) -> None:
+    def __init__(self, samples: Sequence[Sample], loader: SampleDecoder, views: bool = False) -> None:
         self.samples = list(samples)
         self.loader = loader
-        self.sampler = sampler
         self.views = views
         self.decoded: dict[int, torch.Tensor] = {}
 
@@ -68,16 +68,17 @@ class SampleDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> Item:
+    def __getitem__(self, key: int | TrainKey) -> Item:
+        index = key.index if isinstance(key, TrainKey) else key
         sample = self.samples[index]
         if self.views:
             return self.loader.load_views(sample), sample.label, index
         if index in self.decoded:
             return self.decoded[index], sample.label, index
-        key = None
-        if self.sampler is not None and self.loader.multi_view(sample.modality):
-            key = (self.sampler.seed, self.sampler.epoch, index)
-        return self.loader.load(sample, view_key=key), sample.label, index
+        view_key = None
+        if isinstance(key, TrainKey) and self.loader.multi_view(sample.modality):
+            view_key = (key.seed, key.epoch, index)
+        return self.loader.load(sample, view_key=view_key), sample.label, index
 
 
 def collate_by_modality(items: Sequence[Item], modalities: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
@@ -110,7 +111,12 @@ def collate_by_modality(items: Sequence[Item], modalities: Sequence[str]) -> dic
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Seed numpy and ``random`` in a DataLoader worker from its (generator-derived) torch seed."""
+    """Seed numpy and ``random`` in a DataLoader worker from its (generator-derived) torch seed.
+
+    Workers are seeded once, when they start (they persist across epochs). No training choice reads
+    these streams: per-epoch choices come from each item's :class:`TrainKey`, so a resumed run,
+    whose workers start at a later epoch, loads exactly what an uninterrupted one does.
+    """
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
@@ -136,7 +142,8 @@ def train_modalities(collection: Collection, cfg: Config) -> list[str]:
 
 def build_train_loader(collection: Collection, cfg: Config, split: str = "train", rank: int = 0,
                        world_size: int = 1, skip_bad: bool = False,
-                       cache_dir: Path | str | None = None) -> tuple[DataLoader, list[Problem]]:
+                       cache_dir: Path | str | None = None,
+                       pin_memory: bool = False) -> tuple[DataLoader, list[Problem]]:
     """A DataLoader of modality-wise training batches over one split.
 
     The split's samples (of :func:`train_modalities`) are first checked with
@@ -147,11 +154,16 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
 
     Batches come from :class:`MultiModalBatchSampler` (``cfg.batch_per_modality``, ``cfg.sampler``,
     ``cfg.samples_per_class``, ``cfg.seed``); call ``loader.batch_sampler.set_epoch(epoch)`` before
-    each epoch (it also selects each video clip's training frame and each windowed recording's
-    training window). Each batch is
+    each epoch (its keys also select each video clip's training frame and each windowed
+    recording's training window). Each batch is
     :func:`collate_by_modality`'s dict. When the split's decoded tensors fit in
     ``cfg.decoded_cache_mb`` MiB they are decoded here, once, and kept in memory
     (:meth:`SampleDataset.keep_decoded`).
+
+    With ``cfg.num_workers > 0`` the worker processes start at the first epoch and persist until
+    the loader is dropped (no restart, no re-copy of the dataset per epoch), each keeping
+    ``cfg.prefetch_factor`` batches in flight. ``pin_memory`` (pass it when training on CUDA)
+    collates into page-locked memory, so that ``.to(device, non_blocking=True)`` overlaps the copy.
 
     Returns:
         ``(loader, skipped problems)`` (the list is empty when the data is clean).
@@ -173,13 +185,15 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
                                      class_aware=cfg.sampler == "class_aware",
                                      samples_per_class=cfg.samples_per_class, rank=rank,
                                      world_size=world_size)
-    dataset = SampleDataset(kept, SampleDecoder(cfg, cache_dir), sampler)
+    dataset = SampleDataset(kept, SampleDecoder(cfg, cache_dir))
     dataset.keep_decoded(cfg.decoded_cache_mb)
+    workers = cfg.num_workers > 0
     loader = DataLoader(dataset, batch_sampler=sampler,
                         collate_fn=partial(collate_by_modality, modalities=sampler.modalities),
-                        num_workers=cfg.num_workers, persistent_workers=False,
+                        num_workers=cfg.num_workers, persistent_workers=workers,
+                        prefetch_factor=cfg.prefetch_factor if workers else None,
                         worker_init_fn=_seed_worker, generator=torch.Generator().manual_seed(cfg.seed + rank),
-                        pin_memory=torch.cuda.is_available())
+                        pin_memory=pin_memory)
     return loader, report.problems
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -15,9 +16,21 @@ from dcinet.errors import DcinetError
 _CLASS_STREAM = len(MODALITIES)  # rng stream id of the class order (modality streams use 0..3)
 
 
-class MultiModalBatchSampler(Sampler[list[int]]):
-    """Yields lists of dataset indices (positions in ``samples``), ``b`` per modality per step.
+class TrainKey(NamedTuple):
+    """What a training step asks the dataset for: the item at ``index``, drawn in ``epoch`` of a
+    run seeded with ``seed``. The dataset takes every per-epoch choice (a video clip's frame) from
+    this key, never from shared state, so DataLoader workers that outlive an epoch (persistent
+    workers) still make the choices of the epoch the key was drawn in."""
 
+    index: int
+    epoch: int
+    seed: int
+
+
+class MultiModalBatchSampler(Sampler[list[TrainKey]]):
+    """Yields lists of :class:`TrainKey` (dataset index, epoch, seed), ``b`` per modality per step.
+
+    :meth:`steps` gives the same plan as bare dataset indices (positions in ``samples``).
     A step's list is modality-major in canonical order (:data:`~dcinet.data.records.MODALITIES`):
     ``b`` indices of the first modality, then ``b`` of the next, ... ; this is the layout
     :func:`~dcinet.data.dataset.collate_by_modality` expects.
@@ -94,30 +107,36 @@ class MultiModalBatchSampler(Sampler[list[int]]):
         """Steps per epoch on this rank."""
         return self._steps
 
-    def __iter__(self) -> Iterator[list[int]]:
-        plan = self._class_aware_plan() if self.class_aware else self._random_plan()
+    def __iter__(self) -> Iterator[list[TrainKey]]:
+        """This rank's steps of the epoch set when ``iter`` is called, as :class:`TrainKey` lists."""
+        epoch = self.epoch  # read now: a later set_epoch does not change an iteration under way
+        return iter([[TrainKey(i, epoch, self.seed) for i in step] for step in self.steps(epoch)])
+
+    def steps(self, epoch: int) -> list[list[int]]:
+        """This rank's steps of ``epoch``: ``len(self)`` lists of ``len(modalities) * b`` dataset
+        indices, modality-major. A pure function of ``(seed, epoch, rank, world_size)``."""
+        plan = self._class_aware_plan(epoch) if self.class_aware else self._random_plan(epoch)
         # plan: (global steps, modalities, b) -> this rank's steps, flattened modality-major
-        for step in plan[self.rank :: self.world_size]:
-            yield step.reshape(-1).tolist()
+        return [step.reshape(-1).tolist() for step in plan[self.rank :: self.world_size]]
 
-    def _rng(self, stream: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, stream])
+    def _rng(self, epoch: int, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch, stream])
 
-    def _random_plan(self) -> np.ndarray:
+    def _random_plan(self, epoch: int) -> np.ndarray:
         total = self._steps * self.world_size
         blocks = []
         for m in self.modalities:
-            indices, rng = self._indices[m], self._rng(MODALITIES.index(m))
+            indices, rng = self._indices[m], self._rng(epoch, MODALITIES.index(m))
             need = total * self.b
             stream = np.concatenate([rng.permutation(indices) for _ in range(math.ceil(need / len(indices)))])
             blocks.append(stream[:need].reshape(total, self.b))
         return np.stack(blocks, axis=1)
 
-    def _class_aware_plan(self) -> np.ndarray:
+    def _class_aware_plan(self, epoch: int) -> np.ndarray:
         total, per_step = self._steps * self.world_size, self.b // self.k
-        class_rng = self._rng(_CLASS_STREAM)
+        class_rng = self._rng(epoch, _CLASS_STREAM)
         pending: deque[int] = deque()
-        cyclers = {m: _Cycler(self._pools[m], self._rng(MODALITIES.index(m))) for m in self.modalities}
+        cyclers = {m: _Cycler(self._pools[m], self._rng(epoch, MODALITIES.index(m))) for m in self.modalities}
         plan = np.empty((total, len(self.modalities), self.b), dtype=np.int64)
         for step in range(total):
             chosen: list[int] = []

@@ -167,7 +167,8 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
     elif (run_dir / CONFIG_FILE).exists():
         raise DcinetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     loader, skipped = build_train_loader(collection, cfg, rank=dist.rank, world_size=dist.world_size,
-                                         skip_bad=cfg.skip_bad, cache_dir=cache_dir)
+                                         skip_bad=cfg.skip_bad, cache_dir=cache_dir,
+                                         pin_memory=dist.device.type == "cuda")
     dropped = dropped_from_training(loader, collection.classes, cfg.text_len)
     val_samples, val_skipped = ([], [])
     if validation is not None and cfg.val_every > 0:
@@ -387,8 +388,7 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
         net = DistributedDataParallel(trainer.model) if dist.enabled else trainer.model
         for epoch in range(trainer.start_epoch, cfg.epochs):
             started = time.perf_counter()
-            run.loader.batch_sampler.set_epoch(epoch)
-            run.loader.generator.manual_seed(cfg.seed * 100_003 + epoch * 1_009 + dist.rank)  # workers
+            run.loader.batch_sampler.set_epoch(epoch)  # the epoch travels to the workers in the keys
             fired: dict = {}
             means = train_one_epoch(net, run.loader, trainer.optimizer, trainer.scaler, cfg, dist,
                                     epoch, progress, fired)

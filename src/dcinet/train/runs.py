@@ -14,7 +14,7 @@ from dcinet.errors import DcinetError
 from dcinet.files import atomic_write_bytes
 from dcinet.rundir import CONFIG_FILE, METRICS_FILE, RUN_FILE, read_run
 
-RESUME_MUTABLE = frozenset({"epochs", "num_workers", "log_every", "val_every"})
+RESUME_MUTABLE = frozenset({"epochs", "num_workers", "prefetch_factor", "log_every", "val_every"})
 """Config keys a resumed run may change (raising ``epochs`` extends a run: the lr schedule is
 re-planned over the new total, see :func:`dcinet.train.loop.lr_factor`; validation leaves the
 RNG streams as it found them, so ``val_every`` changes only which epochs are scored)."""
