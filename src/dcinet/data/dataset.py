@@ -12,11 +12,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dcinet.config import Config
+from dcinet.data.augment import TrainAugment
 from dcinet.data.check import check_collection
 from dcinet.data.decode import SampleDecoder
 from dcinet.data.problems import Problem, format_problems
 from dcinet.data.records import MODALITIES, Collection, Sample
-from dcinet.data.sampler import MultiModalBatchSampler
+from dcinet.data.sampler import Draw, MultiModalBatchSampler
 from dcinet.data.text import normalize_text, read_text
 from dcinet.distributed import DistInfo
 from dcinet.errors import DcinetError
@@ -33,15 +34,22 @@ class SampleDataset(Dataset):
     and every DataLoader worker (workers copy the dataset, with the sampler's epoch, when an epoch's
     iteration starts, i.e. after ``set_epoch``). Without one (evaluation) it is the middle frame.
 
-    After :meth:`keep_decoded` the other samples come from memory: the same tensors, decoded once.
+    With an ``augment`` (training), ``dataset[Draw(i, d)]`` is sample ``i`` augmented with the
+    stream ``(sampler.seed, sampler.epoch, d)`` (:class:`~dcinet.data.augment.TrainAugment`);
+    ``dataset[i]`` stays the plain decoded sample.
+
+    After :meth:`keep_decoded` the other samples come from memory: the same tensors, decoded once
+    (texts that are augmented: their raw text, encoded after the augmentation).
     """
 
     def __init__(self, samples: Sequence[Sample], loader: SampleDecoder,
-                 sampler: MultiModalBatchSampler | None = None) -> None:
+                 sampler: MultiModalBatchSampler | None = None,
+                 augment: TrainAugment | None = None) -> None:
         self.samples = list(samples)
         self.loader = loader
         self.sampler = sampler
-        self.decoded: dict[int, torch.Tensor] = {}
+        self.augment = augment if sampler is not None else None
+        self.decoded: dict[int, torch.Tensor | str] = {}
 
     def keep_decoded(self, budget_mib: float) -> bool:
         """Decode every sample except videos (whose training frame changes every epoch) now and
@@ -54,20 +62,32 @@ class SampleDataset(Dataset):
         size = sum(self.loader.tensor_bytes(self.samples[i].modality) for i in kept)
         if not kept or size > budget_mib * 2**20:
             return False
-        self.decoded = {i: self.loader.load(self.samples[i]) for i in kept}
+        self.decoded = {i: self._decode(self.samples[i], None) for i in kept}
         return True
+
+    def _decode(self, sample: Sample, frame_key: tuple[int, ...] | None) -> torch.Tensor | str:
+        """The sample before augmentation: its tensor, or the raw text of a text it augments."""
+        if sample.modality == "text" and self.augment is not None and self.augment.changes("text"):
+            return self.loader.read_text(sample)
+        return self.loader.load(sample, frame_key=frame_key)
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> Item:
+    def __getitem__(self, key: int | Draw) -> Item:
+        index, draw = (key.index, key.draw) if isinstance(key, Draw) else (key, None)
         sample = self.samples[index]
-        if index in self.decoded:
-            return self.decoded[index], sample.label, index
-        key = None
-        if sample.modality == "video" and self.sampler is not None:
-            key = (self.sampler.seed, self.sampler.epoch, index)
-        return self.loader.load(sample, frame_key=key), sample.label, index
+        x = self.decoded.get(index)
+        if x is None:
+            frame_key = None
+            if sample.modality == "video" and self.sampler is not None:
+                frame_key = (self.sampler.seed, self.sampler.epoch, index)
+            x = self._decode(sample, frame_key)
+        if draw is not None and self.augment is not None:
+            x = self.augment(x, sample.modality, (self.sampler.seed, self.sampler.epoch, draw))
+        if isinstance(x, str):
+            x = self.loader.encode_text(x)
+        return x, sample.label, index
 
 
 def collate_by_modality(items: Sequence[Item], modalities: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
@@ -140,7 +160,8 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
     each epoch (it also selects each video clip's training frame). Each batch is
     :func:`collate_by_modality`'s dict. When the split's decoded tensors fit in
     ``cfg.decoded_cache_mb`` MiB they are decoded here, once, and kept in memory
-    (:meth:`SampleDataset.keep_decoded`).
+    (:meth:`SampleDataset.keep_decoded`). The ``aug_*`` keys' augmentation
+    (:class:`~dcinet.data.augment.TrainAugment`) is applied to each draw, after that memory.
 
     Returns:
         ``(loader, skipped problems)`` (the list is empty when the data is clean).
@@ -158,11 +179,12 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
     for m in modalities:
         if not any(s.modality == m for s in kept):
             raise DcinetError(f"no usable {split} samples of modality {m!r} in {collection.root}")
+    augment = TrainAugment.from_config(cfg)
     sampler = MultiModalBatchSampler(kept, cfg.batch_per_modality, seed=cfg.seed,
                                      class_aware=cfg.sampler == "class_aware",
                                      samples_per_class=cfg.samples_per_class, rank=rank,
-                                     world_size=world_size)
-    dataset = SampleDataset(kept, SampleDecoder(cfg, cache_dir), sampler)
+                                     world_size=world_size, draws=augment is not None)
+    dataset = SampleDataset(kept, SampleDecoder(cfg, cache_dir), sampler, augment)
     dataset.keep_decoded(cfg.decoded_cache_mb)
     loader = DataLoader(dataset, batch_sampler=sampler,
                         collate_fn=partial(collate_by_modality, modalities=sampler.modalities),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -13,6 +14,15 @@ from dcinet.data.records import MODALITIES, Sample
 from dcinet.errors import DcinetError
 
 _CLASS_STREAM = len(MODALITIES)  # rng stream id of the class order (modality streams use 0..3)
+
+
+class Draw(NamedTuple):
+    """One draw of a training step: the dataset ``index`` and the ``draw`` number, the draw's
+    position in the epoch's global sampling plan (``step * items_per_step + position``; unique in
+    an epoch across all ranks, even when the same index is drawn again)."""
+
+    index: int
+    draw: int
 
 
 class MultiModalBatchSampler(Sampler[list[int]]):
@@ -25,7 +35,9 @@ class MultiModalBatchSampler(Sampler[list[int]]):
     Steps per epoch: ``S = ceil(max_m N_m / b)`` in total; with DDP each of the ``world_size``
     ranks takes every ``world_size``-th step of the same global plan (``S`` rounded up to a
     multiple of ``world_size``), so ranks get equally many steps (``len(self)``) and different
-    samples. Everything is a function of ``(seed, epoch, rank, world_size)``.
+    samples. Everything is a function of ``(seed, epoch, rank, world_size)``. With
+    ``draws=True`` the lists hold :class:`Draw` tuples instead of bare indices (for the training
+    augmentation, which seeds each draw by its number).
 
     Random mode (``class_aware=False``): each modality walks through its own random permutation,
     reshuffled every epoch. A modality smaller than the largest continues into a fresh
@@ -43,7 +55,7 @@ class MultiModalBatchSampler(Sampler[list[int]]):
 
     def __init__(self, samples: Sequence[Sample], batch_per_modality: int, seed: int = 0,
                  class_aware: bool = False, samples_per_class: int = 2, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, draws: bool = False) -> None:
         if batch_per_modality <= 0:
             raise ValueError(f"batch_per_modality must be positive, got {batch_per_modality}")
         if not 0 <= rank < world_size:
@@ -53,6 +65,7 @@ class MultiModalBatchSampler(Sampler[list[int]]):
         self.b = batch_per_modality
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.class_aware = class_aware
+        self.draws = draws
         self.k = samples_per_class
         self.epoch = 0
         self.unused_labels: list[int] = []
@@ -94,11 +107,13 @@ class MultiModalBatchSampler(Sampler[list[int]]):
         """Steps per epoch on this rank."""
         return self._steps
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[int]] | Iterator[list[Draw]]:
         plan = self._class_aware_plan() if self.class_aware else self._random_plan()
         # plan: (global steps, modalities, b) -> this rank's steps, flattened modality-major
-        for step in plan[self.rank :: self.world_size]:
-            yield step.reshape(-1).tolist()
+        per_step = len(self.modalities) * self.b
+        for g in range(self.rank, len(plan), self.world_size):
+            step = plan[g].reshape(-1).tolist()
+            yield [Draw(i, g * per_step + j) for j, i in enumerate(step)] if self.draws else step
 
     def _rng(self, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, stream])
