@@ -8,7 +8,8 @@
 2. :func:`start_run` writes the run's records (or, with ``resume``, restores the latest
    checkpoint: weights, optimizer, schedule, AMP scaler and every rank's RNG streams);
 3. :func:`train_one_epoch` per epoch: the model's ``forward`` returns ``{"loss": L_sum,
-   "parts": {...}}``, which is backpropagated;
+   "parts": {...}}``, which is backpropagated; every ``accum_steps`` batches make an optimizer
+   step, with the options of :mod:`dcinet.train.recipe` (warmup, clipping, the EMA);
 4. :func:`end_epoch`: rank 0 appends the per-loss means to ``metrics.csv``, redraws ``losses.png``
    (the paper's Fig. 5) and writes an atomic checkpoint; in a run with validation items
    (:mod:`dcinet.data.splits`), every ``val_every`` epochs and after the last, it adds their mAPs
@@ -54,6 +55,7 @@ from dcinet.models.factory import create_model
 from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics
 from dcinet.train.checkpoint import (
     load_checkpoint,
+    load_scaler_state,
     restore_best,
     rng_state,
     save_best,
@@ -68,7 +70,7 @@ from dcinet.train.recipe import (
     make_optimizer,
     warm_up,
 )
-from dcinet.train.runs import check_resume, write_metrics, write_run_info
+from dcinet.train.runs import check_resume, dropped_warnings, write_metrics, write_run_info
 from dcinet.train.validation import checked_val_samples, improved_best, validate, validation_due
 
 
@@ -168,7 +170,7 @@ def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: Dis
         (run_dir / "skipped.txt").write_text("".join(f"{p.format()}\n" for p in run.skipped))
         print(f"skipped {len(run.skipped)} bad files (listed in {run_dir / 'skipped.txt'})", flush=True)
     if dist.is_main and progress:
-        for line in _dropped_warnings(run.dropped) + validation_warnings(run.validation):
+        for line in dropped_warnings(run.dropped) + validation_warnings(run.validation):
             print(f"warning: {line} (recorded in {run_dir / 'run.json'})", flush=True)
     barrier(dist)
     model = run.model.to(dist.device)
@@ -185,18 +187,6 @@ def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: Dis
     elif resume and dist.is_main and progress:  # stopped before its first checkpoint
         print(f"{run_dir} has no checkpoint yet: starting it from epoch 1", flush=True)
     return trainer
-
-
-def _dropped_warnings(dropped: dict) -> list[str]:
-    lines = []
-    if dropped.get("classes_missing_a_modality"):
-        names = dropped["classes_missing_a_modality"]
-        lines.append(f"the class-aware sampler never draws {len(names)} classes that lack a "
-                     f"modality ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
-    if dropped.get("texts_truncated"):
-        lines.append(f"{dropped['texts_truncated']} of {dropped['texts']} training texts are longer "
-                     f"than text_len={dropped['text_len']} characters and are cut")
-    return lines
 
 
 def _restore(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo) -> None:
@@ -221,14 +211,6 @@ def _restore(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo) -> No
     if dist.is_main:
         restore_best(run_dir, trainer.evaluated, trainer.best, trainer.start_epoch)
     trainer.history = [row for row in read_metrics(run_dir) if row["epoch"] <= trainer.start_epoch]
-
-
-def load_scaler_state(scaler: torch.amp.GradScaler, saved: dict) -> None:
-    """Restore an AMP scaler across devices: a CPU run saves an empty state (its scaler is
-    disabled), which a CUDA run's scaler does not load (it starts fresh); a CUDA run's state is
-    ignored by a disabled (CPU) scaler."""
-    if scaler.is_enabled() and saved:
-        scaler.load_state_dict(saved)
 
 
 def _to_device(batch: dict, device: torch.device, channels_last: bool) -> tuple[dict, dict]:
