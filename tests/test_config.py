@@ -20,8 +20,27 @@ def test_paper_preset_matches_section_4_2():
     assert (cfg.cmci_mode, cfg.cmsi_box, cfg.label_smoothing) == ("paper", "minmax", 0.0)
 
 
+def test_cpu_pretrained_preset_is_the_recipe_with_augmentation():
+    cfg = load_config("cpu-pretrained")
+    assert (cfg.backbone, cfg.pretrained) == ("efficientnet_lite0", "efficientnet_lite0")
+    assert cfg.aug_crop_scale < 1 and cfg.aug_flip > 0 and cfg.aug_color_jitter > 0
+    assert cfg.aug_time_masks > 0 and cfg.aug_freq_masks > 0
+    assert cfg.aug_sentence_drop > 0 and cfg.aug_sentence_shuffle > 0
+    assert cfg.warmup_epochs >= 1 and cfg.new_layer_lr_mult > 1 and cfg.ce_label_smoothing > 0
+    assert cfg.grad_clip_norm > 0 and 0 < cfg.ema_decay < 1 and cfg.accum_steps == 1
+
+
+def test_the_defaults_and_the_paper_preset_augment_nothing():
+    for cfg in (Config(), load_config("paper"), load_config("cpu-tiny")):
+        assert (cfg.aug_crop_scale, cfg.aug_flip, cfg.aug_color_jitter, cfg.aug_time_masks,
+                cfg.aug_freq_masks, cfg.aug_sentence_drop, cfg.aug_sentence_shuffle) == (
+                    1.0, 0.0, 0.0, 0, 0, 0.0, 0.0)
+        assert (cfg.new_layer_lr_mult, cfg.ce_label_smoothing, cfg.grad_clip_norm,
+                cfg.ema_decay, cfg.accum_steps) == (1.0, 0.0, 0.0, 0.0, 1)
+
+
 def test_presets_listed_and_valid():
-    assert {"paper", "cpu-tiny"} <= set(preset_names())
+    assert {"paper", "cpu-tiny", "cpu-pretrained"} <= set(preset_names())
     for name in preset_names():
         assert isinstance(load_config(name), Config)
 
@@ -125,6 +144,15 @@ BAD_VALUES: dict[str, list[object]] = {
     "prefetch_factor": [0, -1, 1.5, True],
     "decoded_cache_mb": [-1, 1.5],
     "skip_bad": ["yes", 1, None],
+    "aug_crop_scale": [0.0, 1.5, -0.2],
+    "aug_flip": [-0.1, 1.1],
+    "aug_color_jitter": [-0.1, 1.5, NAN],
+    "aug_time_masks": [-1, 1.5],
+    "aug_time_mask_max": [-0.1, 1.5],
+    "aug_freq_masks": [-2, True],
+    "aug_freq_mask_max": [1.01, INF],
+    "aug_sentence_drop": [-0.5, 2.0],
+    "aug_sentence_shuffle": [1.5, "0.5"],
     "lr": [0, -0.1, INF],
     "momentum": [-0.1, 1.0],
     "weight_decay": [-1e-4],
@@ -132,6 +160,11 @@ BAD_VALUES: dict[str, list[object]] = {
     "scheduler": ["linear"],
     "step_size": [0],
     "warmup_epochs": [-1, 0.5],
+    "new_layer_lr_mult": [0, -1.0, INF],
+    "ce_label_smoothing": [-0.1, 1.0],
+    "grad_clip_norm": [-1.0, NAN],
+    "ema_decay": [-0.1, 1.0],
+    "accum_steps": [0, 1.5],
     "seed": [-1, 2**32, 1.5],
     "amp": ["true"],
     "channels_last": [0],
@@ -156,7 +189,9 @@ def test_edge_values_are_accepted():
     edges = {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "mix_prob": 0.0, "switch_prob": 0.0,
              "momentum": 0.0, "weight_decay": 0.0, "w_modal": 0.0, "w_dual": 0.0,
              "label_smoothing": 0.0, "num_workers": 0, "decoded_cache_mb": 0, "cub_train_flag": 0,
-             "cutmix_minmax": [0.5, 0.5], "seed": 2**32 - 1, "lr": 1e-9}
+             "cutmix_minmax": [0.5, 0.5], "seed": 2**32 - 1, "lr": 1e-9, "aug_crop_scale": 1e-3,
+             "aug_flip": 1.0, "aug_sentence_drop": 1.0, "aug_time_mask_max": 1.0,
+             "grad_clip_norm": 0.0, "ema_decay": 0.0, "new_layer_lr_mult": 1e-3}
     assert dataclasses.replace(Config(), **edges).validate().seed == 2**32 - 1
 
 

@@ -24,6 +24,14 @@ def test_modality_cross_entropy_hand_values():
     assert modality_cross_entropy(logits, labels).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_modality_cross_entropy_label_smoothing_hand_values():
+    # p = [1/4, 3/4], label 1, s = 0.2: targets (1 - s) * one_hot + s / 2 = [0.1, 0.9]
+    logits = torch.tensor([[0.0, math.log(3.0)]])
+    expected = -(0.1 * math.log(0.25) + 0.9 * math.log(0.75))
+    got = modality_cross_entropy(logits, torch.tensor([1]), label_smoothing=0.2).item()
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
 def test_soft_target_cross_entropy_hand_values():
     logits = torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]])
     targets = torch.tensor([[0.5, 0.5], [0.2, 0.8]])

@@ -95,6 +95,16 @@ class Config:
     prefetch_factor: int = 2  # batches each training worker keeps decoded ahead (num_workers > 0)
     decoded_cache_mb: int = 512  # MiB: training tensors decoded once and kept in memory if they fit
     skip_bad: bool = False
+    # --- training augmentation (dcinet.data.augment; the training split only; defaults: none) ---
+    aug_crop_scale: float = 1.0  # images: RandomResizedCrop's smallest area share (1: no crop)
+    aug_flip: float = 0.0  # images: probability of a horizontal flip
+    aug_color_jitter: float = 0.0  # images: brightness, contrast and saturation jitter strength
+    aug_time_masks: int = 0  # audio: SpecAugment time masks per spectrogram
+    aug_time_mask_max: float = 0.1  # audio: widest time mask, share of the spectrogram's width
+    aug_freq_masks: int = 0  # audio: SpecAugment frequency masks per spectrogram
+    aug_freq_mask_max: float = 0.1  # audio: widest frequency mask, share of its height
+    aug_sentence_drop: float = 0.0  # text: probability of dropping each sentence (one stays)
+    aug_sentence_shuffle: float = 0.0  # text: probability of shuffling the sentence order
     # --- optimisation (§4.2) ---
     lr: float = 0.001
     momentum: float = 0.9
@@ -103,6 +113,12 @@ class Config:
     scheduler: str = "none"  # none | cosine | step
     step_size: int = 50  # epochs between lr x0.1 drops (scheduler=step)
     warmup_epochs: int = 0  # the lr climbs linearly, step by step, to the schedule's over these
+    # --- recipe options (dcinet.train.recipe; defaults: the paper's plain SGD) ---
+    new_layer_lr_mult: float = 1.0  # lr multiplier of the classifier and the text module
+    ce_label_smoothing: float = 0.0  # label smoothing of L_img, L_aud, L_txt (fgcrossnet: L_cls)
+    grad_clip_norm: float = 0.0  # clip the gradients' total L2 norm to this (0: never)
+    ema_decay: float = 0.0  # EMA of the weights, evaluated and saved as the model (0: none)
+    accum_steps: int = 1  # batches (micro-steps) whose gradients make one optimizer step
     # --- run ---
     seed: int = 0
     amp: bool = True  # used on CUDA only
@@ -253,6 +269,15 @@ RULES: dict[str, Rule] = {
     "prefetch_factor": _COUNT,
     "decoded_cache_mb": _integer(0),  # 0: decode every sample at every step
     "skip_bad": _FLAG,
+    "aug_crop_scale": _number(0, 1, above_low=True),  # a share of the picture's area
+    "aug_flip": _PROBABILITY,
+    "aug_color_jitter": _number(0, 1),  # torchvision: factors drawn in [1 - j, 1 + j]
+    "aug_time_masks": _integer(0),
+    "aug_time_mask_max": _PROBABILITY,
+    "aug_freq_masks": _integer(0),
+    "aug_freq_mask_max": _PROBABILITY,
+    "aug_sentence_drop": _PROBABILITY,  # 1 keeps one sentence of each text
+    "aug_sentence_shuffle": _PROBABILITY,
     "lr": _number(0, above_low=True),
     "momentum": _number(0, 1, below_high=True),
     "weight_decay": _WEIGHT,
@@ -260,6 +285,11 @@ RULES: dict[str, Rule] = {
     "scheduler": _one_of(SCHEDULERS),
     "step_size": _COUNT,
     "warmup_epochs": _integer(0),
+    "new_layer_lr_mult": _number(0, above_low=True),
+    "ce_label_smoothing": _number(0, 1, below_high=True),  # 1 would make every target uniform
+    "grad_clip_norm": _WEIGHT,  # 0: no clipping
+    "ema_decay": _number(0, 1, below_high=True),  # 0: no EMA; 1 would never move
+    "accum_steps": _COUNT,
     "seed": _integer(0, 2**32 - 1),  # what every RNG takes (NumPy's legacy seed: < 2**32)
     "amp": _FLAG,
     "channels_last": _FLAG,

@@ -14,16 +14,21 @@ import torch
 import torch.nn.functional as F
 
 
-def modality_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def modality_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                           label_smoothing: float = 0.0) -> torch.Tensor:
     """Eq. 7 with one-hot ``y``: ``(1/m) * sum_i -log softmax(f_i)[label_i]``.
+
+    With ``label_smoothing`` ``s`` the target is ``(1 - s) * one_hot + s / C`` instead, i.e.
+    ``(1 - s) * CE + s * (1/m) * sum_i mean_c -log softmax(f_i)[c]`` (torch's definition).
 
     Args:
         logits: float ``(m, C)`` class scores of one modality's ``m`` samples.
         labels: int64 ``(m,)`` class indices in ``[0, C)``.
+        label_smoothing: ``s`` in ``[0, 1)``; 0 = the paper's one-hot targets.
     Returns:
         float32 scalar (nats).
     """
-    return F.cross_entropy(logits.float(), labels)
+    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
 
 
 def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,10 @@ A run directory holds:
   (``interactions_fired``: :func:`~dcinet.train.fired.fired_record`);
 * ``metrics.csv`` and ``losses.png``: one row / point per epoch (``val_*`` columns and ``val.png``
   on the epochs that validated);
-* per saved epoch ``E``: ``model-E.safetensors`` (weights; no code runs on load) and ``state-E.pt``
-  (optimizer, scheduler, AMP scaler, epoch and RNG states, read with ``weights_only=True``);
+* per saved epoch ``E``: ``model-E.safetensors`` (weights, the EMA's in a run with ``ema_decay``;
+  no code runs on load) and ``state-E.pt`` (optimizer, scheduler, AMP scaler, epoch and RNG
+  states, and with an EMA the trained weights as ``training_weights``, read with
+  ``weights_only=True``);
 * ``checkpoint.json``: the pointer to the latest complete pair;
 * ``best-model.safetensors`` and ``best.json`` (its epoch, validation score and mAPs) in runs that
   validate: the weights of the best validation score so far, kept beside the latest pair;

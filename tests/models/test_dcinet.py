@@ -266,3 +266,39 @@ def test_forward_through_distributed_data_parallel(tmp_path):
         assert all(p.grad is not None for p in model.parameters())
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("method", ["dcinet", "fgcrossnet"])
+def test_ce_label_smoothing_reaches_the_per_modality_losses(method: str):
+    cfg = load_config("cpu-tiny", ["img_size=32", "resize=32", "text_len=10", "text_channels=4",
+                                   "ce_label_smoothing=0.3", f"method={method}",
+                                   "interaction=none"])
+    torch.manual_seed(0)
+    model = create_model(cfg, K, ALL).eval()
+    inputs, labels = _batch(b=4)
+    with torch.no_grad():
+        parts = model(inputs, labels)["parts"]
+        logits = {m: model.encode(inputs[m], m, feature="logits") for m in ALL}
+    if method == "dcinet":
+        for m, name in zip(ALL, ["l_img", "l_aud", "l_txt"], strict=True):
+            expected = F.cross_entropy(logits[m], labels[m], label_smoothing=0.3)
+            assert torch.allclose(parts[name], expected, atol=1e-6), name
+            assert not torch.allclose(parts[name], F.cross_entropy(logits[m], labels[m]))
+    else:
+        joined = torch.cat([logits[m] for m in ALL])
+        y = torch.cat([labels[m] for m in ALL])
+        expected = F.cross_entropy(joined, y, label_smoothing=0.3)
+        assert torch.allclose(parts["l_cls"], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["dcinet", "fgcrossnet"])
+def test_new_layers_are_the_classifier_and_the_text_module(method: str):
+    cfg = load_config("cpu-tiny", ["img_size=32", "resize=32", "text_len=10", "text_channels=4",
+                                   f"method={method}", "layer=3"])
+    model = create_model(cfg, K, ALL)
+    names = {id(p): n for n, p in model.named_parameters()}
+    new = sorted(names[id(p)] for p in model.new_layers())
+    expected = ["ccrn.submodule2.head.fc.bias", "ccrn.submodule2.head.fc.weight"]
+    expected += [n for n, _ in model.text.named_parameters(prefix="text")]
+    expected += ["centres"] if method == "fgcrossnet" else []
+    assert new == sorted(expected)

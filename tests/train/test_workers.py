@@ -11,7 +11,8 @@ import torch
 from dcinet.config import load_config
 from dcinet.data.dataset import build_train_loader
 from dcinet.data.readers import read_folder
-from dcinet.data.video import list_frames, pick_frame
+from dcinet.data.video import list_frames
+from dcinet.data.views import pick_view
 from dcinet.rundir import read_pointer
 from dcinet.train.checkpoint import load_checkpoint
 from dcinet.train.loop import fit
@@ -51,7 +52,7 @@ def test_two_persistent_workers_train_as_the_main_process_and_resume_bit_identic
     loader, _ = build_train_loader(read_folder(data), cfg[2])
     assert loader.persistent_workers and loader.prefetch_factor == cfg[2].prefetch_factor
     clips = [(i, len(list_frames(s.path))) for i, s in enumerate(loader.dataset.samples) if s.modality == "video"]
-    assert any(pick_frame(n, (cfg[2].seed, 0, i)) != pick_frame(n, (cfg[2].seed, 1, i)) for i, n in clips)
+    assert any(pick_view(n, (cfg[2].seed, 0, i)) != pick_view(n, (cfg[2].seed, 1, i)) for i, n in clips)
     del loader
 
     fit(cfg[0], data, tmp_path / "main", progress=False)

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dcinet.config import Config
+from dcinet.data.augment import TrainAugment
 from dcinet.data.check import check_collection
 from dcinet.data.decode import SampleDecoder
 from dcinet.data.problems import Problem, format_problems
@@ -30,7 +31,7 @@ class SampleDataset(Dataset):
     """Map-style dataset: ``dataset[key] = (loader.load(samples[i]), samples[i].label, i)``.
 
     ``key`` is an index ``i`` (evaluation) or a :class:`~dcinet.data.sampler.TrainKey`
-    ``(i, epoch, seed)`` (training, as :class:`MultiModalBatchSampler` yields them). A video
+    ``(i, epoch, seed, draw)`` (training, as :class:`MultiModalBatchSampler` yields them). A video
     sample yields one frame, an audio sample cut into windows one window
     (:meth:`SampleDecoder.multi_view`): for a training key the view is drawn from
     ``(seed, epoch, i)``, so it changes every epoch and is the same on every run and in every
@@ -39,14 +40,21 @@ class SampleDataset(Dataset):
     holds every view instead: ``loader.load_views(samples[i])``, ``(V, ...)``; batch such items
     with ``collate_fn=list``.
 
-    After :meth:`keep_decoded` the other samples come from memory: the same tensors, decoded once.
+    With an ``augment`` (training), a training key's sample is augmented with the stream
+    ``(seed, epoch, draw)`` (:class:`~dcinet.data.augment.TrainAugment`); ``dataset[i]`` stays
+    the plain decoded sample.
+
+    After :meth:`keep_decoded` the other samples come from memory: the same tensors, decoded once
+    (texts that are augmented: their raw text, encoded after the augmentation).
     """
 
-    def __init__(self, samples: Sequence[Sample], loader: SampleDecoder, views: bool = False) -> None:
+    def __init__(self, samples: Sequence[Sample], loader: SampleDecoder, views: bool = False,
+                 augment: TrainAugment | None = None) -> None:
         self.samples = list(samples)
         self.loader = loader
         self.views = views
-        self.decoded: dict[int, torch.Tensor] = {}
+        self.augment = augment
+        self.decoded: dict[int, torch.Tensor | str] = {}
 
     def keep_decoded(self, budget_mib: float) -> bool:
         """Decode every sample except those with several views (videos, windowed audio: their
@@ -62,8 +70,14 @@ class SampleDataset(Dataset):
         size = sum(self.loader.tensor_bytes(self.samples[i].modality) for i in kept)
         if not kept or size > budget_mib * 2**20:
             return False
-        self.decoded = {i: self.loader.load(self.samples[i]) for i in kept}
+        self.decoded = {i: self._decode(self.samples[i], None) for i in kept}
         return True
+
+    def _decode(self, sample: Sample, view_key: tuple[int, ...] | None) -> torch.Tensor | str:
+        """The sample before augmentation: its tensor, or the raw text of a text it augments."""
+        if sample.modality == "text" and self.augment is not None and self.augment.changes("text"):
+            return self.loader.read_text(sample)
+        return self.loader.load(sample, view_key=view_key)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -73,12 +87,17 @@ class SampleDataset(Dataset):
         sample = self.samples[index]
         if self.views:
             return self.loader.load_views(sample), sample.label, index
-        if index in self.decoded:
-            return self.decoded[index], sample.label, index
-        view_key = None
-        if isinstance(key, TrainKey) and self.loader.multi_view(sample.modality):
-            view_key = (key.seed, key.epoch, index)
-        return self.loader.load(sample, view_key=view_key), sample.label, index
+        x = self.decoded.get(index)
+        if x is None:
+            view_key = None
+            if isinstance(key, TrainKey) and self.loader.multi_view(sample.modality):
+                view_key = (key.seed, key.epoch, index)
+            x = self._decode(sample, view_key)
+        if isinstance(key, TrainKey) and self.augment is not None:
+            x = self.augment(x, sample.modality, (key.seed, key.epoch, key.draw))
+        if isinstance(x, str):
+            x = self.loader.encode_text(x)
+        return x, sample.label, index
 
 
 def collate_by_modality(items: Sequence[Item], modalities: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
@@ -158,7 +177,8 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
     recording's training window). Each batch is
     :func:`collate_by_modality`'s dict. When the split's decoded tensors fit in
     ``cfg.decoded_cache_mb`` MiB they are decoded here, once, and kept in memory
-    (:meth:`SampleDataset.keep_decoded`).
+    (:meth:`SampleDataset.keep_decoded`). The ``aug_*`` keys' augmentation
+    (:class:`~dcinet.data.augment.TrainAugment`) is applied to each draw, after that memory.
 
     With ``cfg.num_workers > 0`` the worker processes start at the first epoch and persist until
     the loader is dropped (no restart, no re-copy of the dataset per epoch), each keeping
@@ -181,11 +201,12 @@ def build_train_loader(collection: Collection, cfg: Config, split: str = "train"
     for m in modalities:
         if not any(s.modality == m for s in kept):
             raise DcinetError(f"no usable {split} samples of modality {m!r} in {collection.root}")
+    augment = TrainAugment.from_config(cfg)
     sampler = MultiModalBatchSampler(kept, cfg.batch_per_modality, seed=cfg.seed,
                                      class_aware=cfg.sampler == "class_aware",
                                      samples_per_class=cfg.samples_per_class, rank=rank,
                                      world_size=world_size)
-    dataset = SampleDataset(kept, SampleDecoder(cfg, cache_dir))
+    dataset = SampleDataset(kept, SampleDecoder(cfg, cache_dir), augment=augment)
     dataset.keep_decoded(cfg.decoded_cache_mb)
     workers = cfg.num_workers > 0
     loader = DataLoader(dataset, batch_sampler=sampler,

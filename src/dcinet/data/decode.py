@@ -132,6 +132,20 @@ class SampleDecoder:
         float32 ``(3, img_size, img_size)``, or int64 ``(text_len,)`` for text."""
         return self.text_len * 8 if modality == "text" else 3 * self.img_size**2 * 4
 
+    def encode_text(self, text: str) -> torch.Tensor:
+        """A raw text's int64 ``(text_len,)`` character ids, as :meth:`decode` encodes texts."""
+        return encode_text(text, self.text_len)
+
+    def read_text(self, sample: Sample) -> str:
+        """The raw text of a text sample (its file's or its inline text), before encoding; errors
+        name the sample's list line as :meth:`load`'s do."""
+        if sample.modality != "text":
+            raise DcinetError(f"read_text needs a text sample, got a {sample.modality} sample")
+        source = self._source(sample)
+        if isinstance(source, str):
+            return source
+        return self._named(sample, lambda: read_text(source))
+
     def load(self, sample: Sample, view_key: tuple[int, ...] | None = None) -> torch.Tensor:
         """:meth:`decode` of a sample's file (or inline text), with the sample's list line
         appended to any error message."""

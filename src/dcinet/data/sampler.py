@@ -18,17 +18,21 @@ _CLASS_STREAM = len(MODALITIES)  # rng stream id of the class order (modality st
 
 class TrainKey(NamedTuple):
     """What a training step asks the dataset for: the item at ``index``, drawn in ``epoch`` of a
-    run seeded with ``seed``. The dataset takes every per-epoch choice (a video clip's frame) from
-    this key, never from shared state, so DataLoader workers that outlive an epoch (persistent
+    run seeded with ``seed``, as draw number ``draw`` (its position in the epoch's global plan,
+    ``step * items_per_step + position``: unique in an epoch across all ranks, even when the same
+    index is drawn again; the training augmentation seeds each draw by it). The dataset takes
+    every per-epoch choice (a video clip's frame, a recording's window, an augmentation) from this
+    key, never from shared state, so DataLoader workers that outlive an epoch (persistent
     workers) still make the choices of the epoch the key was drawn in."""
 
     index: int
     epoch: int
     seed: int
+    draw: int
 
 
 class MultiModalBatchSampler(Sampler[list[TrainKey]]):
-    """Yields lists of :class:`TrainKey` (dataset index, epoch, seed), ``b`` per modality per step.
+    """Yields lists of :class:`TrainKey` (dataset index, epoch, seed, draw), ``b`` per modality per step.
 
     :meth:`steps` gives the same plan as bare dataset indices (positions in ``samples``).
     A step's list is modality-major in canonical order (:data:`~dcinet.data.records.MODALITIES`):
@@ -110,7 +114,10 @@ class MultiModalBatchSampler(Sampler[list[TrainKey]]):
     def __iter__(self) -> Iterator[list[TrainKey]]:
         """This rank's steps of the epoch set when ``iter`` is called, as :class:`TrainKey` lists."""
         epoch = self.epoch  # read now: a later set_epoch does not change an iteration under way
-        return iter([[TrainKey(i, epoch, self.seed) for i in step] for step in self.steps(epoch)])
+        per_step = len(self.modalities) * self.b
+        steps = self.steps(epoch)
+        return iter([[TrainKey(i, epoch, self.seed, (self.rank + n * self.world_size) * per_step + j)
+                      for j, i in enumerate(step)] for n, step in enumerate(steps)])
 
     def steps(self, epoch: int) -> list[list[int]]:
         """This rank's steps of ``epoch``: ``len(self)`` lists of ``len(modalities) * b`` dataset

@@ -32,6 +32,8 @@ class DCINet(SharedCCRNModel):
         cmci_mode: ``paper`` (a CMCI triple's first map receives channels) or ``symmetric`` (all
             three do), see :func:`~dcinet.models.interaction.cmci_sources`.
         w_modal, w_dual: eq. 8 weights, ``L_sum = w_modal * sum_m L_m + w_dual * L_dual``.
+        ce_label_smoothing: label smoothing of each ``L_m`` (0: the paper's one-hot targets;
+            ``L_dual``'s targets come from CMSI's own ``label_smoothing``).
     """
 
     def __init__(self, num_classes: int, modalities: list[str], backbone: str = "resnet50",
@@ -39,13 +41,14 @@ class DCINet(SharedCCRNModel):
                  text_len: int = 448, img_size: int = 448, text_channels: int = 64,
                  text_embedding: str = "onehot", mixup: MixupSettings | None = None,
                  cmci_mode: str = "paper", w_modal: float = 1.0, w_dual: float = 1.0,
-                 net: nn.Module | None = None):
+                 net: nn.Module | None = None, ce_label_smoothing: float = 0.0):
         if interaction not in INTERACTIONS:
             raise DcinetError(f"interaction must be one of {', '.join(INTERACTIONS)}, got {interaction!r}")
         super().__init__(num_classes, modalities, backbone, layer, vocab_size, text_len, img_size,
                          text_channels, text_embedding, net)
         self.interaction = interaction
         self.w_modal, self.w_dual = w_modal, w_dual
+        self.ce_label_smoothing = ce_label_smoothing
         self.cmsi = CMSI(num_classes, mixup or MixupSettings()) if "cmsi" in interaction else None
         self.cmci = CMCI(cmci_mode) if "cmci" in interaction else None
 
@@ -69,7 +72,8 @@ class DCINet(SharedCCRNModel):
         present, x, y, sizes = self.concat_batch(inputs, labels)
         maps = self.ccrn.forward_features(x)
         logits = self.ccrn.forward_head(maps).split(sizes)
-        parts = {LOSS_NAMES[m]: modality_cross_entropy(z, labels[m]) for m, z in zip(present, logits, strict=True)}
+        parts = {LOSS_NAMES[m]: modality_cross_entropy(z, labels[m], self.ce_label_smoothing)
+                 for m, z in zip(present, logits, strict=True)}
         loss = self.w_modal * sum(parts.values())
         out = {"parts": parts}
         if self.training and self.interaction != "none":

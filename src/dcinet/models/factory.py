@@ -49,11 +49,12 @@ def create_model(cfg: Config, num_classes: int, modalities: list[str],
         model: DCINet | FGCrossNet = FGCrossNet(
             num_classes, modalities, backbone=cfg.backbone, **text, w_center=cfg.w_center,
             w_quadruplet=cfg.w_quadruplet, margin1=cfg.quadruplet_margin1,
-            margin2=cfg.quadruplet_margin2, net=net)
+            margin2=cfg.quadruplet_margin2, net=net, ce_label_smoothing=cfg.ce_label_smoothing)
     elif cfg.method == "dcinet":
         model = DCINet(num_classes, modalities, backbone=cfg.backbone, layer=cfg.layer,
                        interaction=cfg.interaction, **text, mixup=MixupSettings.from_config(cfg),
-                       cmci_mode=cfg.cmci_mode, w_modal=cfg.w_modal, w_dual=cfg.w_dual, net=net)
+                       cmci_mode=cfg.cmci_mode, w_modal=cfg.w_modal, w_dual=cfg.w_dual, net=net,
+                       ce_label_smoothing=cfg.ce_label_smoothing)
         _check_cmsi_map(model, cfg)
     else:
         raise DcinetError(f"config key 'method' must be dcinet or fgcrossnet, got {cfg.method!r}")

@@ -41,13 +41,14 @@ class FGCrossNet(SharedCCRNModel):
         img_size: input side in pixels.
         w_center, w_quadruplet: ``lambda_c`` and ``lambda_r`` (>= 0).
         margin1, margin2: the quadruplet margins ``alpha_1``, ``alpha_2``.
+        ce_label_smoothing: label smoothing of ``L_cls`` (0: one-hot targets).
     """
 
     def __init__(self, num_classes: int, modalities: list[str], backbone: str = "resnet50",
                  vocab_size: int = 64, text_len: int = 448, img_size: int = 448,
                  text_channels: int = 64, text_embedding: str = "onehot", w_center: float = 0.001,
                  w_quadruplet: float = 0.1, margin1: float = 1.0, margin2: float = 0.5,
-                 net: nn.Module | None = None):
+                 net: nn.Module | None = None, ce_label_smoothing: float = 0.0):
         if w_center < 0 or w_quadruplet < 0:
             raise DcinetError(f"loss weights must be >= 0, got w_center={w_center}, "
                               f"w_quadruplet={w_quadruplet}")
@@ -55,6 +56,7 @@ class FGCrossNet(SharedCCRNModel):
                          text_channels, text_embedding, net)
         self.w_center, self.w_quadruplet = w_center, w_quadruplet
         self.margin1, self.margin2 = margin1, margin2
+        self.ce_label_smoothing = ce_label_smoothing
         self.centres = nn.Parameter(torch.randn(num_classes, self._embedding_dim()))
 
     def _embedding_dim(self) -> int:
@@ -66,6 +68,11 @@ class FGCrossNet(SharedCCRNModel):
             raise DcinetError(f"backbone '{self.ccrn.backbone}': no linear classifier found for the "
                               f"FGCrossNet centres")
         return widths[-1]
+
+    def new_layers(self) -> list[nn.Parameter]:
+        """The classifier and the text module (:meth:`SharedCCRNModel.new_layers`) and the
+        class centres."""
+        return [*super().new_layers(), self.centres]
 
     def forward(self, inputs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> dict:
         """One training step's losses.
@@ -88,7 +95,7 @@ class FGCrossNet(SharedCCRNModel):
         ids = modality_ids(sizes, y.device) if len(sizes) > 1 else None
         centres = scale_grad(self.centres, 1.0 / self.w_center) if self.w_center > 0 else self.centres
         parts = {
-            "l_cls": modality_cross_entropy(logits, y),
+            "l_cls": modality_cross_entropy(logits, y, self.ce_label_smoothing),
             "l_center": center_loss(embedding, y, centres),
             "l_rank": quadruplet_loss(embedding, y, ids, self.margin1, self.margin2),
         }

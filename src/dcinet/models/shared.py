@@ -47,6 +47,22 @@ class SharedCCRNModel(nn.Module):
         self.text = (TextToImage(vocab_size, text_len, img_size, text_channels, text_embedding)
                      if "text" in self.modalities else None)
 
+    def new_layers(self) -> list[nn.Parameter]:
+        """The parameters no pretrained backbone provides: the classifier (the last linear or
+        1x1-conv layer of sub-module 2's head with ``num_classes`` outputs) and the text module.
+
+        Raises:
+            DcinetError: the head has no such layer.
+        """
+        classifiers = [m for m in self.ccrn.submodule2.head.modules()
+                  if (isinstance(m, nn.Linear) and m.out_features == self.num_classes)
+                  or (isinstance(m, nn.Conv2d) and m.out_channels == self.num_classes)]
+        if not classifiers:
+            raise DcinetError(f"backbone '{self.ccrn.backbone}': no classifier with "
+                              f"{self.num_classes} outputs found in its head")
+        text = list(self.text.parameters()) if self.text is not None else []
+        return list(classifiers[-1].parameters()) + text
+
     def to_image(self, x: torch.Tensor, modality: str) -> torch.Tensor:
         """The CCRN input of a modality: text ids ``(B, text_len)`` -> ``(B, 3, S, S)`` through the
         text module; image / audio spectrogram / video ``(B, 3, H, W)`` pass unchanged."""

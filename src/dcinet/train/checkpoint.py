@@ -80,6 +80,14 @@ def set_rng_state(state: dict) -> None:
             torch.cuda.set_rng_state(s, device)
 
 
+def load_scaler_state(scaler: torch.amp.GradScaler, saved: dict) -> None:
+    """Restore an AMP scaler across devices: a CPU run saves an empty state (its scaler is
+    disabled), which a CUDA run's scaler does not load (it starts fresh); a CUDA run's state is
+    ignored by a disabled (CPU) scaler."""
+    if scaler.is_enabled() and saved:
+        scaler.load_state_dict(saved)
+
+
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict, epoch: int) -> Path:
     """Save weights and ``state`` for ``epoch`` and move the pointer to them.
 

@@ -8,7 +8,8 @@
 2. :func:`start_run` writes the run's records (or, with ``resume``, restores the latest
    checkpoint: weights, optimizer, schedule, AMP scaler and every rank's RNG streams);
 3. :func:`train_one_epoch` per epoch: the model's ``forward`` returns ``{"loss": L_sum,
-   "parts": {...}}``, which is backpropagated;
+   "parts": {...}}``, which is backpropagated; every ``accum_steps`` batches make an optimizer
+   step, with the options of :mod:`dcinet.train.recipe` (warmup, clipping, the EMA);
 4. :func:`end_epoch`: rank 0 appends the per-loss means to ``metrics.csv``, redraws ``losses.png``
    (the paper's Fig. 5), records in ``run.json`` how often CMSI and CMCI changed a map so far
    (:mod:`dcinet.train.fired`) and writes an atomic checkpoint; in a run with validation items
@@ -28,7 +29,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -55,6 +56,7 @@ from dcinet.models.factory import create_model
 from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics, read_run
 from dcinet.train.checkpoint import (
     load_checkpoint,
+    load_scaler_state,
     restore_best,
     rng_state,
     save_best,
@@ -63,9 +65,17 @@ from dcinet.train.checkpoint import (
 )
 from dcinet.train.fired import RUN_KEY, add_counts, fired_record, sum_over_ranks
 from dcinet.train.plots import plot_curves
+from dcinet.train.recipe import (
+    clip_gradients,
+    lr_factor,
+    make_ema,
+    make_optimizer,
+    warm_up,
+)
 from dcinet.train.runs import (
     check_resume,
     config_changes,
+    dropped_warnings,
     update_run_info,
     write_metrics,
     write_run_info,
@@ -103,11 +113,17 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
+    ema: torch.nn.Module | None = None  # timm ModelEmaV3 of ``model`` (config ema_decay)
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     best: dict | None = None  # best.json's record of the best validation score so far
     # the maps CMSI / CMCI changed over the epochs counted (dcinet.train.fired), in the checkpoint
     fired: dict = field(default_factory=lambda: {"epochs": 0, "counts": {}})
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """The model that is validated and saved as the run's weights: the EMA's, if any."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -118,27 +134,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-
-
-def lr_factor(cfg: Config) -> Callable[[int], float]:
-    """The learning-rate multiplier of epoch ``e`` (0-based) under ``cfg.scheduler``.
-
-    ``cosine`` anneals from 1 to 0 over ``cfg.epochs`` epochs, ``step`` multiplies by 0.1 every
-    ``cfg.step_size`` epochs, ``none`` keeps 1. The plan is a function of ``cfg.epochs``, so
-    resuming with more epochs re-plans the cosine over the new total from the resumed epoch.
-    """
-    if cfg.scheduler == "cosine":
-        return lambda e: 0.5 * (1.0 + math.cos(math.pi * min(e, cfg.epochs) / cfg.epochs))
-    if cfg.scheduler == "step":
-        return lambda e: 0.1 ** (e // cfg.step_size)
-    return lambda e: 1.0
-
-
-def make_optimizer(cfg: Config, model: torch.nn.Module):
-    """Momentum SGD (§4.2) and the epoch-level learning-rate schedule (:func:`lr_factor`)."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg))
 
 
 def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: DistInfo,
@@ -187,7 +182,7 @@ def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: Dis
         (run_dir / "skipped.txt").write_text("".join(f"{p.format()}\n" for p in run.skipped))
         print(f"skipped {len(run.skipped)} bad files (listed in {run_dir / 'skipped.txt'})", flush=True)
     if dist.is_main and progress:
-        for line in _dropped_warnings(run.dropped) + validation_warnings(run.validation):
+        for line in dropped_warnings(run.dropped) + validation_warnings(run.validation):
             print(f"warning: {line} (recorded in {run_dir / 'run.json'})", flush=True)
     barrier(dist)
     model = run.model.to(dist.device)
@@ -195,7 +190,7 @@ def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: Dis
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dist.device.type == "cuda")
-    trainer = Trainer(model, optimizer, scheduler, scaler)
+    trainer = Trainer(model, optimizer, scheduler, scaler, make_ema(cfg, model))
     if resume and (run_dir / POINTER).exists():
         _restore(trainer, cfg, run_dir, dist)
         if dist.is_main:
@@ -206,28 +201,15 @@ def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: Dis
     return trainer
 
 
-def _dropped_warnings(dropped: dict) -> list[str]:
-    lines = []
-    if dropped.get("classes_missing_a_modality"):
-        names = dropped["classes_missing_a_modality"]
-        lines.append(f"the class-aware sampler never draws {len(names)} classes that lack a "
-                     f"modality ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
-    if dropped.get("texts_truncated"):
-        lines.append(f"{dropped['texts_truncated']} of {dropped['texts']} training texts are longer "
-                     f"than text_len={dropped['text_len']} characters and are cut")
-    windows = dropped.get("audio_windows") or {}
-    if windows.get("quiet_skipped"):
-        lines.append(f"{windows['quiet_skipped']} of {windows['windows']} training audio windows are "
-                     f"more than {windows['floor_db']:g} dB below their recording's loudest "
-                     "window and are skipped (audio_energy_floor_db)")
-    return lines
-
-
 def _restore(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo) -> None:
-    """Load the latest checkpoint into ``trainer`` (weights, optimizer, schedule re-planned for
-    ``cfg.epochs``, AMP scaler, this rank's RNG streams) and its metrics history."""
+    """Load the latest checkpoint into ``trainer`` (weights, and the EMA's, optimizer, schedule
+    re-planned for ``cfg.epochs``, AMP scaler, this rank's RNG streams) and its metrics history."""
     weights, state = load_checkpoint(run_dir)
-    trainer.model.load_state_dict(weights)
+    if trainer.ema is not None:  # the weights file holds the EMA, the state the trained weights
+        trainer.ema.module.load_state_dict(weights)
+        trainer.model.load_state_dict(state["training_weights"])
+    else:
+        trainer.model.load_state_dict(weights)
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])
     factor = lr_factor(cfg)
@@ -241,16 +223,8 @@ def _restore(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo) -> No
     # a checkpoint written before the counts existed: count from here ("epochs" says how many)
     trainer.fired = state.get("fired") or {"epochs": 0, "counts": {}}
     if dist.is_main:
-        restore_best(run_dir, trainer.model, trainer.best, trainer.start_epoch)
+        restore_best(run_dir, trainer.evaluated, trainer.best, trainer.start_epoch)
     trainer.history = [row for row in read_metrics(run_dir) if row["epoch"] <= trainer.start_epoch]
-
-
-def load_scaler_state(scaler: torch.amp.GradScaler, saved: dict) -> None:
-    """Restore an AMP scaler across devices: a CPU run saves an empty state (its scaler is
-    disabled), which a CUDA run's scaler does not load (it starts fresh); a CUDA run's state is
-    ignored by a disabled (CPU) scaler."""
-    if scaler.is_enabled() and saved:
-        scaler.load_state_dict(saved)
 
 
 def _to_device(batch: dict, device: torch.device, channels_last: bool) -> tuple[dict, dict]:
@@ -264,66 +238,78 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool) -> tuple[
     return inputs, labels
 
 
-def warm_up(optimizer: torch.optim.Optimizer, scheduled: list[float], fraction: float) -> None:
-    """Set every parameter group's lr to its ``scheduled`` lr (this epoch's, from
-    :func:`lr_factor`) times ``fraction``: the share of the ``warmup_epochs`` steps done, this one
-    included. A function of the epoch and step only, so a resumed run warms up as an uninterrupted
-    one."""
-    for group, lr in zip(optimizer.param_groups, scheduled, strict=True):
-        group["lr"] = lr * fraction
-
-
-def train_one_epoch(model, loader, optimizer, scaler, cfg: Config, dist: DistInfo, epoch: int,
+def train_one_epoch(net, loader, trainer: Trainer, cfg: Config, dist: DistInfo, epoch: int,
                     progress: bool, fired: dict | None = None) -> dict[str, float]:
-    """Run one epoch; returns the mean of ``loss`` and of every loss part over its steps.
+    """Run one epoch of ``net`` (``trainer.model``, or its DDP wrapper); returns the mean of
+    ``loss`` and of every loss part over its batches.
 
-    In the first ``cfg.warmup_epochs`` epochs the lr climbs linearly, step by step, from
-    ``1 / (warmup_epochs * steps)`` of the scheduled lr to all of it (:func:`warm_up`).
+    Every ``cfg.accum_steps`` batches (fewer for the epoch's last group) make one optimizer step
+    (:func:`_update`): each batch's loss is divided by the batches in its group, so the step
+    follows their mean gradient. In the first ``cfg.warmup_epochs`` epochs the lr climbs
+    linearly, step by step, from ``1 / (warmup_epochs * steps)`` of the scheduled lr to all of it
+    (:func:`~dcinet.train.recipe.warm_up`).
     ``fired``, when given, receives this rank's counts of the maps CMSI and CMCI changed
-    (:func:`~dcinet.train.fired.add_counts` of each step's ``out["fired"]``).
+    (:func:`~dcinet.train.fired.add_counts` of each batch's ``out["fired"]``).
     """
-    model.train()
+    net.train()
     use_amp = cfg.amp and dist.device.type == "cuda"
     channels_last = cfg.channels_last and dist.device.type == "cuda"
     sums: dict[str, float] = {}
-    steps = len(loader)
-    scheduled = [group["lr"] for group in optimizer.param_groups]
+    batches, accum = len(loader), cfg.accum_steps
+    steps = math.ceil(batches / accum)
+    scheduled = [group["lr"] for group in trainer.optimizer.param_groups]
     bar = None
     if progress and dist.is_main and sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
-    for step, batch in enumerate(loader):
+        bar = tqdm(total=batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    for batch_no, batch in enumerate(loader):
+        step, micro = divmod(batch_no, accum)
+        group = min(accum, batches - step * accum)  # batches in this optimizer step
         inputs, labels = _to_device(batch, dist.device, channels_last)
         autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
-        with autocast:
-            out = model(inputs, labels)
-        loss = out["loss"]
-        if fired is not None:
-            add_counts(fired, out.get("fired", {}))
-        if any_rank(not bool(torch.isfinite(loss.detach())), dist):
-            raise DcinetError(
-                f"training stopped: the loss became {loss.item()} at epoch {epoch + 1}, step "
-                f"{step + 1}; the last good checkpoint is kept (lower lr or check the data)"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if epoch < cfg.warmup_epochs:
-            warm_up(optimizer, scheduled, (epoch * steps + step + 1) / (cfg.warmup_epochs * steps))
-        scaler.step(optimizer)
-        scaler.update()
+        syncing = micro + 1 == group or not dist.enabled  # DDP: all-reduce on a group's last batch
+        with contextlib.nullcontext() if syncing else net.no_sync():
+            with autocast:
+                out = net(inputs, labels)
+            loss = out["loss"]
+            if fired is not None:
+                add_counts(fired, out.get("fired", {}))
+            if any_rank(not bool(torch.isfinite(loss.detach())), dist):
+                raise DcinetError(
+                    f"training stopped: the loss became {loss.item()} at epoch {epoch + 1}, step "
+                    f"{batch_no + 1}; the last good checkpoint is kept (lower lr or check the data)"
+                )
+            trainer.scaler.scale(loss / group).backward()
+        if micro + 1 == group:
+            if epoch < cfg.warmup_epochs:
+                warm_up(trainer.optimizer, scheduled,
+                        (epoch * steps + step + 1) / (cfg.warmup_epochs * steps))
+            _update(trainer, cfg, epoch * steps + step + 1)
         values = {"loss": loss.item(), **{k: v.item() for k, v in out["parts"].items()}}
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + v
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{values['loss']:.3f}")
-        elif progress and dist.is_main and (step + 1) % cfg.log_every == 0:
-            print(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{steps} loss {values['loss']:.4f}",
-                  flush=True)
+        elif progress and dist.is_main and (batch_no + 1) % cfg.log_every == 0:
+            print(f"epoch {epoch + 1}/{cfg.epochs} step {batch_no + 1}/{batches} loss "
+                  f"{values['loss']:.4f}", flush=True)
     if bar is not None:
         bar.close()
-    return mean_across_ranks({k: v / max(steps, 1) for k, v in sums.items()}, dist)
+    return mean_across_ranks({k: v / max(batches, 1) for k, v in sums.items()}, dist)
+
+
+def _update(trainer: Trainer, cfg: Config, step: int) -> None:
+    """One optimizer step from the accumulated gradients: clip them (``cfg.grad_clip_norm``),
+    step, clear them, and move the EMA; ``step`` counts the run's optimizer steps from 1."""
+    clip_gradients(trainer.model, trainer.optimizer, trainer.scaler, cfg.grad_clip_norm)
+    trainer.scaler.step(trainer.optimizer)
+    trainer.scaler.update()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    if trainer.ema is not None:
+        trainer.ema.update(trainer.model, step=step)
 
 
 def end_epoch(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo, epoch: int,
@@ -348,9 +334,12 @@ def end_epoch(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo, epoc
                  "scheduler": trainer.scheduler.state_dict(),
                  "scaler": trainer.scaler.state_dict(), "rng": states, "best": trainer.best,
                  "fired": trainer.fired}
-        save_checkpoint(run_dir, trainer.model, state, epoch + 1)
+        if trainer.ema is not None:  # the weights file holds the EMA's, resume needs these too
+            state["training_weights"] = {k: v.detach().cpu()
+                                         for k, v in trainer.model.state_dict().items()}
+        save_checkpoint(run_dir, trainer.evaluated, state, epoch + 1)
         if new_best:
-            save_best(run_dir, trainer.model, new_best)
+            save_best(run_dir, trainer.evaluated, new_best)
         if progress:
             parts = " ".join(f"{k} {v:.4f}" for k, v in {**means, **(val or {})}.items())
             print(f"epoch {epoch + 1}/{cfg.epochs} {parts} ({seconds:.1f}s)"
@@ -390,17 +379,16 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
             started = time.perf_counter()
             run.loader.batch_sampler.set_epoch(epoch)  # the epoch travels to the workers in the keys
             fired: dict = {}
-            means = train_one_epoch(net, run.loader, trainer.optimizer, trainer.scaler, cfg, dist,
-                                    epoch, progress, fired)
+            means = train_one_epoch(net, run.loader, trainer, cfg, dist, epoch, progress, fired)
             add_counts(trainer.fired["counts"], sum_over_ranks(fired, dist))
             trainer.fired["epochs"] += 1
             seconds = time.perf_counter() - started
             val = None
             if run.val_samples and validation_due(cfg, epoch):
-                val = validate(trainer.model, cfg, run.collection.classes, run.modalities,
+                val = validate(trainer.evaluated, cfg, run.collection.classes, run.modalities,
                                run.val_samples, dist)
             end_epoch(trainer, cfg, run_dir, dist, epoch, means, seconds, progress, val)
-    return FitResult(run_dir, trainer.model, trainer.history, run.skipped)
+    return FitResult(run_dir, trainer.evaluated, trainer.history, run.skipped)
 
 
 def train_or_resume(cfg: Config, data_root: Path, run_dir: Path, progress: bool = True,

@@ -16,7 +16,7 @@ from dcinet.rundir import CONFIG_FILE, METRICS_FILE, RUN_FILE, read_run
 
 RESUME_MUTABLE = frozenset({"epochs", "num_workers", "prefetch_factor", "log_every", "val_every"})
 """Config keys a resumed run may change (raising ``epochs`` extends a run: the lr schedule is
-re-planned over the new total, see :func:`dcinet.train.loop.lr_factor`; validation leaves the
+re-planned over the new total, see :func:`dcinet.train.recipe.lr_factor`; validation leaves the
 RNG streams as it found them, so ``val_every`` changes only which epochs are scored)."""
 
 
@@ -92,3 +92,21 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
 
 def _fmt(value: object) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def dropped_warnings(dropped: dict) -> list[str]:
+    """The warnings a run prints about what :func:`write_run_info` records as ``dropped``."""
+    lines = []
+    if dropped.get("classes_missing_a_modality"):
+        names = dropped["classes_missing_a_modality"]
+        lines.append(f"the class-aware sampler never draws {len(names)} classes that lack a "
+                     f"modality ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
+    if dropped.get("texts_truncated"):
+        lines.append(f"{dropped['texts_truncated']} of {dropped['texts']} training texts are longer "
+                     f"than text_len={dropped['text_len']} characters and are cut")
+    windows = dropped.get("audio_windows") or {}
+    if windows.get("quiet_skipped"):
+        lines.append(f"{windows['quiet_skipped']} of {windows['windows']} training audio windows are "
+                     f"more than {windows['floor_db']:g} dB below their recording's loudest "
+                     "window and are skipped (audio_energy_floor_db)")
+    return lines

@@ -66,8 +66,8 @@ def validation_due(cfg: Config, epoch: int) -> bool:
 
 def validate(model: torch.nn.Module, cfg: Config, classes: list[str], modalities: list[str],
              samples: list[Sample], dist: DistInfo) -> dict[str, float]:
-    """Score ``model`` on ``samples``; it is back in train mode and the RNG streams untouched
-    afterwards. Under ``torchrun`` every rank takes part (the batches are shared) and gets the
+    """Score ``model`` on ``samples``; it is back in the mode it was in and the RNG streams
+    untouched afterwards. Under ``torchrun`` every rank takes part (the batches are shared) and gets the
     same scores.
 
     Returns:
@@ -75,12 +75,13 @@ def validate(model: torch.nn.Module, cfg: Config, classes: list[str], modalities
         has no direction for is left out), mAPs in [0, 1].
     """
     trained = TrainedModel(model, cfg, classes, modalities, run_dir=None, weights=None, info={})
+    was_training = model.training  # an EMA's copy stays in eval mode
     with _rng_kept():
         try:
             features = extract_features(trained, samples, cfg.eval_feature,
                                         Inference(dist.device, amp=cfg.amp, dist=dist))
         finally:
-            model.train()
+            model.train(was_training)
     result = evaluate_directions({m: f.features for m, f in features.items()},
                                  {m: f.labels for m, f in features.items()})
     scores = {"val_average_bimodal": result.average_bimodal,
