@@ -12,7 +12,7 @@ of its own (so that each peak RSS is that step's alone).
    <= 4 GiB), then the same search figures.
 
 Run: ``python bench/bench_index.py [--quick] [--gallery N] [--milvus-gallery N] [--large N]
-[--work DIR] [--json FILE]`` (``--large 0`` skips part 2). Disk: 4 bytes x N x D + ~100 bytes
+[--work DIR] [--json FILE]`` (``--gallery 0`` skips part 1, ``--large 0`` part 2). Disk: 4 bytes x N x D + ~100 bytes
 of metadata per item, twice (the ``embed`` folder and the index).
 """
 
@@ -207,7 +207,7 @@ def report(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k gallery, 1M large build")
-    parser.add_argument("--gallery", type=int, help="part 1 size (default 1M, quick 100k)")
+    parser.add_argument("--gallery", type=int, help="part 1 size (default 1M, quick 100k; 0: skip)")
     parser.add_argument("--milvus-gallery", type=int,
                         help="Milvus Lite's size when not part 1's (0: leave Milvus out)")
     parser.add_argument("--large", type=int, help="part 2 size (default 10M, quick 1M; 0: skip)")
@@ -224,7 +224,7 @@ def main() -> None:
         return
 
     work = args.work or Path(tempfile.mkdtemp(prefix="dcinet-bench-index-"))
-    n = args.gallery or (100_000 if args.quick else 1_000_000)
+    n = (100_000 if args.quick else 1_000_000) if args.gallery is None else args.gallery
     milvus_n = n if args.milvus_gallery is None else args.milvus_gallery
     large = (1_000_000 if args.quick else 10_000_000) if args.large is None else args.large
     nlist = 256 if args.quick else 1024
@@ -235,7 +235,8 @@ def main() -> None:
                            "load_average_before": round(os.getloadavg()[0], 2)},
                "command": " ".join(["--quick"] * args.quick + sizes)}
     suite = [c for c in SUITE if c[0] == "faiss" or (milvus_n == n and milvus_n)]
-    results["suite"] = bench_suite(work / "suite", n, 256, args.queries, suite, nlist)
+    if n:
+        results["suite"] = bench_suite(work / "suite", n, 256, args.queries, suite, nlist)
     if milvus_n and milvus_n != n:
         results["milvus"] = bench_suite(work / "milvus", milvus_n, 256, args.queries,
                                         [c for c in SUITE if c[0] == "milvus"], nlist)
