@@ -10,7 +10,7 @@ import dcinet
 def test_public_api_names_resolve():
     for name in dcinet.__all__:
         assert getattr(dcinet, name) is not None
-    assert dcinet.load_config("cpu-tiny").backbone == "resnet18"
+    assert dcinet.load_config("cpu-tiny").backbone == "resnet10t"
     with pytest.raises(AttributeError):
         dcinet.no_such_name  # noqa: B018
 

@@ -14,26 +14,26 @@ from dcinet.config import load_config, save_config
 from dcinet.errors import DcinetError
 from dcinet.train.loop import train_or_resume
 
-PLAIN = ("resnet18", {"interaction": "none"})
-DCINET = ("resnet18+CMSI+CMCI", {"interaction": "cmsi+cmci"})
+PLAIN = ("resnet10t", {"interaction": "none"})
+DCINET = ("resnet10t+CMSI+CMCI", {"interaction": "cmsi+cmci"})
 
 
 def test_variant_grids_try_each_setting_beside_the_plain_network_and_the_paper():
     cfg = load_config("cpu-tiny")
     assert grid_entries("cmci_modes", cfg) == [
-        PLAIN, DCINET, ("resnet18+CMSI+CMCI cmci_mode=symmetric",
+        PLAIN, DCINET, ("resnet10t+CMSI+CMCI cmci_mode=symmetric",
                         {"interaction": "cmsi+cmci", "cmci_mode": "symmetric"})]
     assert grid_entries("cmsi_smoothing", cfg)[2] == (
-        "resnet18+CMSI+CMCI label_smoothing=0.1", {"interaction": "cmsi+cmci", "label_smoothing": 0.1})
+        "resnet10t+CMSI+CMCI label_smoothing=0.1", {"interaction": "cmsi+cmci", "label_smoothing": 0.1})
     assert grid_entries("cmsi_boxes", cfg)[2:] == [
-        ("resnet18+CMSI+CMCI cmsi_box=beta", {"interaction": "cmsi+cmci", "cmsi_box": "beta"}),
-        ("resnet18+CMSI+CMCI cutmix_minmax=[0.3,0.8]",
+        ("resnet10t+CMSI+CMCI cmsi_box=beta", {"interaction": "cmsi+cmci", "cmsi_box": "beta"}),
+        ("resnet10t+CMSI+CMCI cutmix_minmax=[0.3,0.8]",
          {"interaction": "cmsi+cmci", "cutmix_minmax": [0.3, 0.8]})]
     variants = grid_entries("variants", cfg)
     assert [name for name, _ in variants] == [
-        "resnet18", "resnet18+CMSI+CMCI", "resnet18+CMSI+CMCI cmci_mode=symmetric",
-        "resnet18+CMSI+CMCI label_smoothing=0.1", "resnet18+CMSI+CMCI cmsi_box=beta",
-        "resnet18+CMSI+CMCI cutmix_minmax=[0.3,0.8]"]
+        "resnet10t", "resnet10t+CMSI+CMCI", "resnet10t+CMSI+CMCI cmci_mode=symmetric",
+        "resnet10t+CMSI+CMCI label_smoothing=0.1", "resnet10t+CMSI+CMCI cmsi_box=beta",
+        "resnet10t+CMSI+CMCI cutmix_minmax=[0.3,0.8]"]
     for _, overrides in variants:
         replace(cfg, **overrides).validate()
     # the DCINet row is the components grid's, so the two grids share its runs
@@ -43,22 +43,22 @@ def test_variant_grids_try_each_setting_beside_the_plain_network_and_the_paper()
 def test_the_config_own_value_is_the_dcinet_row_and_the_other_one_is_tried():
     cfg = load_config("cpu-tiny", ["label_smoothing=0.1", "cmci_mode=symmetric"])
     assert grid_entries("cmsi_smoothing", cfg)[2:] == [
-        ("resnet18+CMSI+CMCI label_smoothing=0.0", {"interaction": "cmsi+cmci", "label_smoothing": 0.0})]
-    assert [n for n, _ in grid_entries("cmci_modes", cfg)][2:] == ["resnet18+CMSI+CMCI cmci_mode=paper"]
+        ("resnet10t+CMSI+CMCI label_smoothing=0.0", {"interaction": "cmsi+cmci", "label_smoothing": 0.0})]
+    assert [n for n, _ in grid_entries("cmci_modes", cfg)][2:] == ["resnet10t+CMSI+CMCI cmci_mode=paper"]
     beta = load_config("cpu-tiny", ["cmsi_box=beta"])
     assert [n for n, _ in grid_entries("cmsi_boxes", beta)][2:] == [
-        "resnet18+CMSI+CMCI cmsi_box=minmax", "resnet18+CMSI+CMCI cmsi_box=minmax cutmix_minmax=[0.3,0.8]"]
+        "resnet10t+CMSI+CMCI cmsi_box=minmax", "resnet10t+CMSI+CMCI cmsi_box=minmax cutmix_minmax=[0.3,0.8]"]
     note = grid_note("variants", cfg)
-    assert note.startswith("resnet18+CMSI+CMCI: cmci_mode=symmetric, label_smoothing=0.1, "
+    assert note.startswith("resnet10t+CMSI+CMCI: cmci_mode=symmetric, label_smoothing=0.1, "
                            "cmsi_box=minmax, cutmix_minmax=[0.5,0.6];")
     assert grid_note("components", cfg) == ""
 
 
 def test_run_folders_keep_the_old_names_and_make_safe_new_ones():
-    assert run_folder("resnet18+CMSI+CMCI") == "resnet18_CMSI_CMCI"  # as before: + -> _
+    assert run_folder("resnet10t+CMSI+CMCI") == "resnet10t_CMSI_CMCI"  # as before: + -> _
     assert run_folder("layer3") == "layer3" and run_folder("vit_base_patch16_224") == "vit_base_patch16_224"
-    assert run_folder("resnet18+CMSI+CMCI cmci_mode=symmetric") == "resnet18_CMSI_CMCI_cmci_mode_symmetric"
-    assert run_folder("resnet18+CMSI+CMCI cutmix_minmax=[0.3,0.8]") == "resnet18_CMSI_CMCI_cutmix_minmax_0.3_0.8"
+    assert run_folder("resnet10t+CMSI+CMCI cmci_mode=symmetric") == "resnet10t_CMSI_CMCI_cmci_mode_symmetric"
+    assert run_folder("resnet10t+CMSI+CMCI cutmix_minmax=[0.3,0.8]") == "resnet10t_CMSI_CMCI_cutmix_minmax_0.3_0.8"
     names = [run_folder(n) for n, _ in grid_entries("variants", load_config("cpu-tiny"))]
     assert len(set(names)) == len(names)
 
@@ -83,8 +83,8 @@ def test_cmci_modes_grid_end_to_end(tiny_builtin: Path, tmp_path: Path, tiny_ove
     assert main(["ablate", "--grid", "cmci_modes", "--config", "cpu-tiny", "--data",
                  str(tiny_builtin), "--out", str(out), "--quiet", *tiny_overrides]) == 0
     table = (out / "cmci_modes.md").read_text()
-    for name in ("resnet18", "resnet18+CMSI+CMCI", "resnet18+CMSI+CMCI cmci_mode=symmetric"):
+    for name in ("resnet10t", "resnet10t+CMSI+CMCI", "resnet10t+CMSI+CMCI cmci_mode=symmetric"):
         assert f"| {name} |" in table
-    assert "resnet18+CMSI+CMCI: cmci_mode=paper, label_smoothing=0.0" in table
+    assert "resnet10t+CMSI+CMCI: cmci_mode=paper, label_smoothing=0.0" in table
     assert sorted(p.parent.name for p in out.glob("*/checkpoint.json")) == [
-        "resnet18-s0", "resnet18_CMSI_CMCI-s0", "resnet18_CMSI_CMCI_cmci_mode_symmetric-s0"]
+        "resnet10t-s0", "resnet10t_CMSI_CMCI-s0", "resnet10t_CMSI_CMCI_cmci_mode_symmetric-s0"]

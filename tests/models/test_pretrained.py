@@ -58,7 +58,7 @@ def test_the_factory_loads_the_backbone_before_the_split(tmp_path: Path):
     path = tmp_path / "w.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     torch.manual_seed(5)
-    cfg = load_config("cpu-tiny", {"pretrained": str(path), "layer": 2, "img_size": 32,
+    cfg = load_config("cpu-tiny", {"backbone": "resnet18", "pretrained": str(path), "layer": 2, "img_size": 32,
                                    "resize": 32})
     model = create_model(cfg, 3, ["image"]).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -143,7 +143,7 @@ def test_timm_weights_read_by_timm_from_a_local_file(tmp_path: Path, monkeypatch
     state = _save(timm.create_model("resnet18"), path)
     monkeypatch.setattr(pretrained, "timm_weights", functools.partial(
         pretrained.timm_weights, pretrained_cfg_overlay={"file": str(path)}))
-    cfg = load_config("cpu-tiny", {"pretrained": "timm:resnet18.a1_in1k", "img_size": 32,
+    cfg = load_config("cpu-tiny", {"backbone": "resnet18", "pretrained": "timm:resnet18.a1_in1k", "img_size": 32,
                                    "resize": 32, "layer": 2})
     torch.manual_seed(5)
     with pytest.warns(UserWarning, match=r"from timm resnet18.a1_in1k; 2 shape mismatch.*fc\."):
@@ -194,7 +194,7 @@ def test_timm_weights_offline_are_refused_in_one_line_before_the_run(
         offline_hub, tiny_builtin, tiny_overrides, tmp_path: Path, capsys):
     run = tmp_path / "run"
     code = main(["train", "--config", "cpu-tiny", "--data", str(tiny_builtin), "--out", str(run),
-                 "--quiet", *tiny_overrides, "pretrained=timm"])
+                 "--quiet", *tiny_overrides, "backbone=resnet18", "pretrained=timm"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     for part in ("resnet18.a1_in1k", str(offline_hub), "pretrained=PATH", "HF_HUB_OFFLINE=1"):

@@ -64,7 +64,7 @@ def test_components_grid_end_to_end(tiny_builtin: Path, tmp_path: Path, tiny_ove
                  str(tiny_builtin), "--out", str(out), "--quiet", *tiny_overrides])
     assert code == 0
     table = (out / "components.md").read_text()
-    for name in ("resnet18", "resnet18+CMCI", "resnet18+CMSI", "resnet18+CMSI+CMCI"):
+    for name in ("resnet10t", "resnet10t+CMCI", "resnet10t+CMSI", "resnet10t+CMSI+CMCI"):
         assert f"| {name} |" in table
     assert "i2t" in table and "a2all" in table
     assert (out / "components_loss.png").stat().st_size > 1000
