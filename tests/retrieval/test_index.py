@@ -4,6 +4,7 @@ a gallery of either backend ranks as brute force."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -14,7 +15,7 @@ from dcinet.errors import DcinetError
 from dcinet.retrieval.backends.faiss import build_faiss
 from dcinet.retrieval.embed import load_embeddings
 from dcinet.retrieval.gallery import default_nlist, normalized
-from dcinet.retrieval.index import build_index, open_gallery
+from dcinet.retrieval.index import NpyRows, build_index, open_gallery
 
 
 def brute_force(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,3 +117,26 @@ def test_index_refusals(tiny_embeddings, tmp_path):
     (tmp_path / "b" / "keep.txt").write_text("x")
     with pytest.raises(DcinetError, match="not an index folder"):
         build_index(tiny_embeddings, tmp_path / "b")
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+def test_npy_rows_reads_slices_and_scattered_rows_without_mapping_the_file(tmp_path, version):
+    array = np.random.default_rng(0).standard_normal((1000, 24)).astype(np.float32)
+    path = tmp_path / "image.npy"
+    with open(path, "wb") as fh:
+        np.lib.format.write_array(fh, array, version=version)
+    rows = NpyRows(path)
+    assert (len(rows), rows.shape, rows.dtype) == (1000, (1000, 24), np.float32)
+    assert np.array_equal(rows[0:0], array[0:0]) and np.array_equal(rows[10:400], array[10:400])
+    assert np.array_equal(rows[990:5000], array[990:])  # a slice past the end stops at the end
+    scattered = np.array([999, 0, 517, 517, 3])
+    assert np.array_equal(rows[scattered], array[scattered])
+    assert str(path) not in Path("/proc/self/maps").read_text()  # read, never memory-mapped
+
+
+def test_npy_rows_names_a_cut_file(tmp_path):
+    path = tmp_path / "image.npy"
+    np.save(path, np.zeros((10, 4), np.float32))
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(DcinetError, match="image.npy ends at byte"):
+        NpyRows(path)[0:10]

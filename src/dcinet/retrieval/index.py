@@ -19,6 +19,7 @@ are refused unless the same model made them. Embeddings are read in blocks of
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from itertools import islice
 from pathlib import Path
@@ -72,9 +73,11 @@ def _save(index_dir: Path, gallery: Gallery) -> dict:
 
 
 class NpyRows:
-    """A float ``(N, D)`` ``.npy`` file read by rows: ``rows[i:j]`` or ``rows[index_array]`` maps
-    the file, copies those rows and unmaps it, so that the pages read do not stay in the
-    process's memory (a long-lived memory map keeps every page it has read resident).
+    """A float ``(N, D)`` ``.npy`` file read by rows with positioned reads: ``rows[i:j]`` (one
+    read) or ``rows[index_array]`` (one read per row). Nothing is memory-mapped, so the pages
+    read stay in the kernel's page cache and never count in the process's memory (a memory map
+    keeps every page it touched resident while it lives, and readahead around scattered rows, as
+    index training reads them, touches most of the file).
 
     Attributes:
         shape, dtype: the array's.
@@ -82,14 +85,46 @@ class NpyRows:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        array = np.load(self.path, mmap_mode="r")
-        self.shape, self.dtype = array.shape, array.dtype
+        with open(self.path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran_order, dtype = read_header(fh)
+            self.offset = fh.tell()
+        if len(shape) != 2 or fortran_order:
+            raise DcinetError(f"{self.path} is not a C-ordered (N, D) array")
+        self.shape, self.dtype = shape, np.dtype(dtype)
+        self.row_bytes = shape[1] * self.dtype.itemsize
 
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, rows) -> np.ndarray:
-        return np.array(np.load(self.path, mmap_mode="r")[rows])
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if isinstance(rows, slice):
+                start, stop, step = rows.indices(len(self))
+                if step != 1:
+                    raise ValueError("NpyRows reads contiguous slices only")
+                out = np.empty((max(0, stop - start), self.shape[1]), self.dtype)
+                self._read_into(fd, out, self.offset + start * self.row_bytes)
+                return out
+            wanted = np.asarray(rows, dtype=np.int64)
+            out = np.empty((len(wanted), self.shape[1]), self.dtype)
+            for k, row in enumerate(wanted.tolist()):
+                self._read_into(fd, out[k], self.offset + row * self.row_bytes)
+            return out
+        finally:
+            os.close(fd)
+
+    def _read_into(self, fd: int, out: np.ndarray, offset: int) -> None:
+        """Fill the contiguous array ``out`` with the file's bytes from ``offset``."""
+        view, done = memoryview(out.reshape(-1).view(np.uint8)), 0
+        while done < len(view):
+            got = os.preadv(fd, [view[done:]], offset + done)
+            if got == 0:
+                raise DcinetError(f"{self.path} ends at byte {offset + done}: a cut file?")
+            done += got
 
 
 def _fill(gallery: Gallery, emb_dir: Path, modalities: list[str]) -> None:
