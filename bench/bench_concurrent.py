@@ -7,10 +7,11 @@ together). Each run's per-epoch seconds come from the ``seconds`` column of its 
 the figure of a run is its median epoch (the middle epochs are the ones both runs train through).
 
 The runs see no OpenMP setting of the calling environment, so the CLI chooses
-(``OMP_WAIT_POLICY=PASSIVE``, one thread per usable core); then the same is measured with
-``OMP_WAIT_POLICY=ACTIVE`` forced (spinning waits, OpenMP's default), unless ``--no-active``. With
-passive waits two runs on the cores of one should each take about twice as long as one alone
-(target ratio <= ~2); spinning threads of one run steal the other's time slices.
+(``OMP_WAIT_POLICY=PASSIVE``, one thread per usable core); then the same is measured with a short
+spin forced (``GOMP_SPINCOUNT=100000``: libgomp spins that long, then sleeps) and with
+``OMP_WAIT_POLICY=ACTIVE`` (always spin), unless ``--no-active``. With passive waits two runs on
+the cores of one should each take about twice as long as one alone (target ratio <= ~2);
+spinning threads of one run steal the other's time slices, and a run alone is faster with them.
 
 Run: ``python bench/bench_concurrent.py [--quick] [--epochs 3] [--json FILE]``.
 """
@@ -34,7 +35,7 @@ CLI = [sys.executable, "-m", "dcinet.app.cli"]
 # cpu-tiny at the test suite's small sizes: a few seconds per epoch on 2 cores.
 TRAIN_OVERRIDES = ["img_size=64", "resize=72", "text_len=48", "batch_per_modality=4",
                    "samples_per_class=2", "num_workers=0", "log_every=1000"]
-THREAD_VARIABLES = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 RUN_LIMIT_S = 900  # a run still going after this long is killed and the benchmark fails
 
 
@@ -90,7 +91,8 @@ def measure(data: Path, work: Path, epochs: int, env: dict[str, str], label: str
     alone_s = statistics.median(alone)
     together_s = [statistics.median(seconds) for _, seconds in pair]
     figures = {
-        "omp_wait_policy": env.get("OMP_WAIT_POLICY", "PASSIVE (set by dcinet)"),
+        "omp_wait_policy": env.get("OMP_WAIT_POLICY") or (
+            f"GOMP_SPINCOUNT={env['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in env else "PASSIVE (set by dcinet)"),
         "alone_epoch_s": alone_s, "concurrent_epoch_s": together_s,
         "ratio": max(together_s) / alone_s,
         "alone_epochs_s": alone, "concurrent_epochs_s": [seconds for _, seconds in pair],
@@ -106,12 +108,12 @@ def measure(data: Path, work: Path, epochs: int, env: dict[str, str], label: str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="2 epochs of 4 classes x 8 items, no ACTIVE comparison")
+                        help="2 epochs of 4 classes x 8 items, no spinning comparison")
     parser.add_argument("--classes", type=int, default=8)
     parser.add_argument("--per-class", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--no-active", action="store_true",
-                        help="skip the comparison with OMP_WAIT_POLICY=ACTIVE")
+                        help="skip the comparisons with spinning waits (GOMP_SPINCOUNT, ACTIVE)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--work", type=Path, help="keep the data and runs here (default: a temp "
                                                   "folder, removed)")
@@ -132,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         policies = {"passive": measure(data, work, args.epochs, env, "passive")}
         if not args.no_active:
-            policies["active"] = measure(data, work, args.epochs,
-                                         {**env, "OMP_WAIT_POLICY": "ACTIVE"}, "active")
+            for label, setting in (("spin", {"GOMP_SPINCOUNT": "100000"}),
+                                   ("active", {"OMP_WAIT_POLICY": "ACTIVE"})):
+                policies[label] = measure(data, work, args.epochs, {**env, **setting}, label)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -148,7 +148,7 @@ def section_concurrent(r: dict) -> list[str]:
              f"`cpu-tiny` at 64 px on the built-in dataset ({r['classes']} classes x "
              f"{r['per_class']} items, {r['epochs']} epochs), {r['usable_cores']} usable cores "
              f"({r['cpu']}); median epoch seconds from each run's `metrics.csv`.", "",
-             "| OMP_WAIT_POLICY | alone s/epoch | two at once s/epoch | ratio |", "|---|---|---|---|"]
+             "| OpenMP waits | alone s/epoch | two at once s/epoch | ratio |", "|---|---|---|---|"]
     for p in r["policies"].values():
         lines.append(f"| {p['omp_wait_policy']} | {p['alone_epoch_s']:.2f} | "
                      f"{' / '.join(f'{s:.2f}' for s in p['concurrent_epoch_s'])} | "

@@ -27,7 +27,7 @@ print(json.dumps({"code": code, "policy": os.environ.get("OMP_WAIT_POLICY"),
 
 def _child(tmp_path: Path, **env: str) -> dict:
     clean = {k: v for k, v in os.environ.items()
-             if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "data")], env={**clean, **env},
                           capture_output=True, text=True, timeout=120, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -48,6 +48,7 @@ def test_a_command_keeps_the_users_settings(tmp_path: Path):
 @pytest.mark.parametrize(("environ", "expected"), [
     ({}, {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "3"}),
     ({"OMP_WAIT_POLICY": "active"}, {"OMP_NUM_THREADS": "3"}),
+    ({"GOMP_SPINCOUNT": "1000"}, {"OMP_NUM_THREADS": "3"}),
     ({"OMP_NUM_THREADS": "1"}, {"OMP_WAIT_POLICY": "PASSIVE"}),
     ({"MKL_NUM_THREADS": "2"}, {"OMP_WAIT_POLICY": "PASSIVE"}),
     ({"OMP_WAIT_POLICY": "", "OMP_NUM_THREADS": "4"}, {}),

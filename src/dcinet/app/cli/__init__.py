@@ -7,11 +7,14 @@ installs receives the parsed arguments and returns an exit code. Errors a user c
 Threads: before anything imports torch (the verbs import it lazily), :func:`main` sets
 ``OMP_WAIT_POLICY=PASSIVE`` and ``OMP_NUM_THREADS`` to the number of usable cores (the CPU affinity
 mask, capped by a cgroup v2 CPU quota), each unless the user set it (``MKL_NUM_THREADS`` counts as a
-thread setting too). Waiting OpenMP threads then sleep instead of spinning, so two commands at once
-share the cores (each at most about half as fast) instead of stealing each other's time slices
-(``bench/bench_concurrent.py`` measures both policies). The count does not depend on what else is
-running: a run's float bits depend on its thread count, and the same command must compute the same
-bits alone or beside another.
+thread setting, ``GOMP_SPINCOUNT`` as a wait setting). Waiting OpenMP threads then sleep instead of
+spinning, so two commands at once share the cores (each at most about half as fast) instead of
+stealing each other's time slices. It has a price alone: a cpu-tiny training step is ~30 % slower
+than with spinning waits on a 2-core AMD EPYC; but spinning, even briefly
+(``GOMP_SPINCOUNT=100000``), made two trainings at once 7-10x slower each there
+(``bench/bench_concurrent.py`` measures all three). The count does not depend on what else is
+running: a run's float bits depend on its thread count, and the same command must compute the
+same bits alone or beside another.
 """
 
 from __future__ import annotations
@@ -53,12 +56,13 @@ def configure_threads(environ: MutableMapping[str, str]) -> dict[str, str]:
     Must run before torch loads its OpenMP runtime, which reads them once.
 
     Returns:
-        The variables set, name -> value: ``OMP_WAIT_POLICY`` (``PASSIVE``) unless already set,
+        The variables set, name -> value: ``OMP_WAIT_POLICY`` (``PASSIVE``) unless it or
+        ``GOMP_SPINCOUNT`` (libgomp's spin before sleeping, a wait setting too) is set,
         ``OMP_NUM_THREADS`` (:func:`usable_cores`) unless ``OMP_NUM_THREADS`` or
         ``MKL_NUM_THREADS`` is set.
     """
     chosen = {}
-    if "OMP_WAIT_POLICY" not in environ:
+    if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
         chosen["OMP_WAIT_POLICY"] = "PASSIVE"
     if "OMP_NUM_THREADS" not in environ and "MKL_NUM_THREADS" not in environ:
         chosen["OMP_NUM_THREADS"] = str(usable_cores())
