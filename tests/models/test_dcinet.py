@@ -233,7 +233,7 @@ def test_build_model_maps_the_config():
                                    "interaction=cmci", "text_embedding=embedding"])
     model = create_model(cfg, 5, ["text", "image"])
     assert model.modalities == ["image", "text"] and model.interaction == "cmci"
-    assert model.ccrn.backbone == "resnet18" and model.ccrn.layer == 3
+    assert model.ccrn.backbone == "resnet10t" and model.ccrn.layer == 3
     assert model.cmsi is None and model.cmci is not None and model.text.embed is not None
     assert model.text.text_len == 16 and model.text.img_size == 32
     cfg.method = "nope"  # past validation: create_model itself must refuse it

@@ -37,9 +37,9 @@ def test_build_model_picks_fgcrossnet_by_method():
     cfg = _cfg("w_center=0.01", "w_quadruplet=0.5", "quadruplet_margin1=2.0", "quadruplet_margin2=0.25")
     model = create_model(cfg, K, ["text", "image"])
     assert type(model) is FGCrossNet and model.modalities == ["image", "text"]
-    assert model.ccrn.backbone == "resnet18" and model.ccrn.layer == 4
+    assert model.ccrn.backbone == "resnet10t" and model.ccrn.layer == 4
     assert (model.w_center, model.w_quadruplet, model.margin1, model.margin2) == (0.01, 0.5, 2.0, 0.25)
-    assert model.centres.shape == (K, 512)  # resnet18's pooled width
+    assert model.centres.shape == (K, 512)  # resnet10t's pooled width
     assert type(create_model(load_config("cpu-tiny"), K, ["image"])) is DCINet
 
 

@@ -64,7 +64,9 @@ def test_resume_is_bit_identical_to_uninterrupted(tiny_builtin: Path, tmp_path: 
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert [r["loss"] for r in straight.history] == pytest.approx([r["loss"] for r in resumed.history])
+    # the resumed run reads epoch 1's row back from metrics.csv, which keeps 6 significant digits
+    assert [r["loss"] for r in straight.history] == pytest.approx([r["loss"] for r in resumed.history],
+                                                                 rel=1e-5)
     # the counts of the maps CMSI / CMCI changed continue from the checkpoint: the same totals
     assert state_b["fired"] == state_a["fired"] and state_a["fired"]["epochs"] == 2
     fired = [json.loads((tmp_path / r / "run.json").read_text())["interactions_fired"] for r in "ab"]
