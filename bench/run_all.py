@@ -28,9 +28,10 @@ REPO = BENCH.parent
 PY = sys.executable
 
 
-def run_json(script: str, args: list[str], work: Path) -> dict:
-    """Run ``bench/<script> ... --json F`` and return F's content."""
-    out = work / f"{Path(script).stem}.json"
+def run_json(script: str, args: list[str], work: Path, name: str | None = None) -> dict:
+    """Run ``bench/<script> ... --json F`` and return F's content (F: ``work/<name or the
+    script's stem>.json``)."""
+    out = work / f"{name or Path(script).stem}.json"
     cmd = [PY, str(BENCH / script), *args, "--json", str(out)]
     print("$", " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True, cwd=REPO)
@@ -168,26 +169,40 @@ def section_index(r: dict) -> list[str]:
              f"classes); ivfpq stores dim / 8 one-byte codes per vector and does not re-rank; "
              f"load average {r['machine']['load_average_before']} before, "
              f"{r['machine']['load_average_after']} after.", ""]
-    engines = {"faiss": "FAISS", "milvus": "Milvus Lite"}
     for part in ("suite", "milvus", "large"):
-        if part not in r:
-            continue
-        p = r[part]
-        title = " and ".join(dict.fromkeys(engines[c.split()[0]] for c in p["configs"]))
-        if part == "large":
-            title = "Large IVF-PQ build (target peak RSS <= 4 GiB; `--large N`, default 10M)"
-        lines += [f"{title}, {p['gallery'][0]:,} x {p['gallery'][1]} (written in "
-                  f"{p['generate_s']} s), nlist {p['nlist']}, nprobe {p['nprobe']}:", "",
-                  "| index | build s | build peak RSS MiB | index MiB | QPS | p50 ms | p95 ms | "
-                  "recall@10 | class-filter p50 ms | search peak RSS MiB |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for name, c in p["configs"].items():
-            lines.append(f"| {name} | {c['build_s']} | {c['build_peak_rss_mib']} | "
-                         f"{c['index_mib']} | {c['qps']} | {c['p50_ms']} | {c['p95_ms']} | "
-                         f"{c['recall_at_10']} | {c['class_filter_p50_ms']} | "
-                         f"{c['search_peak_rss_mib']} |")
-        lines.append("")
+        if part in r:
+            lines += _index_table(r[part], part)
     return lines
+
+
+def section_index_large(r: dict) -> list[str]:
+    p = r["large"]
+    c = next(iter(p["configs"].values()))
+    return ["## Large index build (`bench/bench_index.py`)", "",
+            f"`python bench/bench_index.py {r['command']}`: the vectors written in blocks to a "
+            "memory-mapped `.npy` first, then `dcinet index --kind ivfpq` in a process of its own "
+            f"({c['imported_rss_mib']} MiB of its peak RSS once torch and dcinet are imported); the "
+            "embeddings are read in blocks with positioned reads, never all in memory; load average "
+            f"{r['machine']['load_average_before']} before, {r['machine']['load_average_after']} "
+            "after.", "", *_index_table(p, "large")]
+
+
+def _index_table(p: dict, part: str) -> list[str]:
+    engines = {"faiss": "FAISS", "milvus": "Milvus Lite"}
+    title = " and ".join(dict.fromkeys(engines[c.split()[0]] for c in p["configs"]))
+    if part == "large":
+        title = "Large IVF-PQ build (target peak RSS <= 4 GiB; `--large N`, default 10M)"
+    lines = [f"{title}, {p['gallery'][0]:,} x {p['gallery'][1]} (written in "
+             f"{p['generate_s']} s), nlist {p['nlist']}, nprobe {p['nprobe']}:", "",
+             "| index | build s | build peak RSS MiB | index MiB | QPS | p50 ms | p95 ms | "
+             "recall@10 | class-filter p50 ms | search peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, c in p["configs"].items():
+        lines.append(f"| {name} | {c['build_s']} | {c['build_peak_rss_mib']} | "
+                     f"{c['index_mib']} | {c['qps']} | {c['p50_ms']} | {c['p95_ms']} | "
+                     f"{c['recall_at_10']} | {c['class_filter_p50_ms']} | "
+                     f"{c['search_peak_rss_mib']} |")
+    return [*lines, ""]
 
 
 DECODE_KINDS = {
@@ -284,7 +299,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small variants, to check the pipeline")
     ap.add_argument("--only", help="comma-separated subset of: step, metrics, search, server, demo, "
-                                   "concurrent, index, decode")
+                                   "concurrent, index, index_large, decode")
     ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     ap.add_argument("--work", type=Path, help="folder for the figures (JSON); default: a new temp folder")
     ap.add_argument("--render-only", action="store_true",
@@ -294,7 +309,8 @@ def main() -> None:
                          "--only demo) in the existing --out file, keeping its others and its header")
     args = ap.parse_args()
     chosen = set(args.only.split(",")) if args.only else {"step", "metrics", "search", "server", "demo",
-                                                          "concurrent", "index", "decode"}
+                                                          "concurrent", "index", "index_large",
+                                                          "decode"}
     quick = ["--quick"] if args.quick else []
     work = args.work or Path(tempfile.mkdtemp(prefix="dcinet-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -307,14 +323,17 @@ def main() -> None:
                                                    tempfile.mkdtemp(dir=work, prefix="demo-")], work),
         "concurrent": lambda: run_json("bench_concurrent.py", quick, work),
         "index": lambda: run_json("bench_index.py", quick, work),
+        "index_large": lambda: run_json("bench_index.py", [*quick, "--gallery", "0"], work,
+                                        "bench_index_large"),
         "decode": lambda: run_json("bench_decode.py", quick, work),
     }
     saved = {"step": "bench_step.json", "metrics": "bench_metrics.json", "search": "bench_search.json",
              "server": "bench_server.json", "demo": "bench_demo.json", "concurrent": "bench_concurrent.json",
-             "index": "bench_index.json", "decode": "bench_decode.json"}
+             "index": "bench_index.json", "index_large": "bench_index_large.json",
+             "decode": "bench_decode.json"}
     render = {"step": section_step, "metrics": section_metrics, "search": section_search,
               "server": section_server, "demo": section_demo, "concurrent": section_concurrent,
-              "index": section_index, "decode": section_decode}
+              "index": section_index, "index_large": section_index_large, "decode": section_decode}
     sections: list[str] = []
     for name, run in runs.items():
         if name in chosen and not args.render_only:
