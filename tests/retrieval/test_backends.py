@@ -218,8 +218,11 @@ def test_milvus_lite_open_in_another_process_is_a_one_line_error(tiny_milvus_ind
 
 
 @pytest.mark.slow
-def test_a_milvus_gallery_opens_after_another_idled_30_s(tiny_milvus_index):
-    first = open_gallery(tiny_milvus_index)
+def test_a_milvus_gallery_opens_after_another_idled_30_s(tiny_embeddings, tmp_path):
+    pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed")
+    index = tmp_path / "milvus-index"  # its own database: no earlier test's connections on it
+    build_index(tiny_embeddings, index, backend="milvus")
+    first = open_gallery(index)
     time.sleep(31)  # pymilvus health-checks a shared connection idle 30 s; Milvus Lite fails it
-    assert open_gallery(tiny_milvus_index).counts()["image"] == 8
+    assert open_gallery(index).counts()["image"] == 8
     assert first.counts()["image"] == 8
