@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -32,6 +33,8 @@ INDEX_TYPES = {"flat": "FLAT", "ivf": "IVF_FLAT"}
 TEXT_FIELDS = {"modality": 16, "class_name": 1024, "path": 4096, "text": 65535, "source": 4096}
 """VARCHAR fields and their byte limits (``text`` at Milvus's maximum)."""
 ITEM_FIELDS = ["modality", "row", "label", "class_name", "path", "text", "source"]
+CONNECT_ATTEMPTS, CONNECT_RETRY_S = 3, 2.0
+"""Connection attempts, and the wait between them (a Milvus Lite server may still be starting)."""
 INSERT_BATCH = 4096
 """Entities per insert request (well under gRPC's message size at any dimension we use)."""
 
@@ -40,15 +43,18 @@ def _connect(uri: str):
     """A client for ``uri`` (a ``.db`` folder = Milvus Lite, else a server), on a connection of
     its own: pymilvus 3.0's shared connections fail their health check once idle for 30 s."""
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)  # we report its failures
-    try:
-        return MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""), dedicated=True)
-    except MilvusException as exc:
-        lite = uri.endswith(".db")
-        where = "Milvus Lite database" if lite else "Milvus server"
-        hint = " (is another process, e.g. `dcinet serve`, using it?)" if lite else ""
-        raise DcinetError(f"cannot open the {where} {uri}{hint}: "
-                          f"{str(exc.message).splitlines()[0]}") from None
-
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            return MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""), dedicated=True)
+        except MilvusException as exc:
+            failure = exc
+        if attempt + 1 < CONNECT_ATTEMPTS:
+            time.sleep(CONNECT_RETRY_S)  # a Milvus Lite server that is busy or still starting
+    lite = uri.endswith(".db")
+    where = "Milvus Lite database" if lite else "Milvus server"
+    hint = " (is another process, e.g. `dcinet serve`, using it?)" if lite else ""
+    raise DcinetError(f"cannot open the {where} {uri}{hint} after {CONNECT_ATTEMPTS} attempts: "
+                      f"{str(failure.message).splitlines()[0]}")
 
 class MilvusGallery:
     """The Milvus :class:`~dcinet.retrieval.gallery.Gallery` of an ``INDEX_DIR``.
