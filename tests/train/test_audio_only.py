@@ -31,7 +31,7 @@ def audio_only(tiny_builtin: Path, tmp_path: Path) -> Path:
 
 def test_an_audio_only_dataset_trains_resumes_exactly_and_evaluates_a2a(audio_only: Path,
                                                                        tmp_path: Path,
-                                                                       tiny_overrides, monkeypatch):
+                                                                       tiny_overrides, crash_after_first_epoch):
     cfg = load_config("cpu-tiny", [*tiny_overrides, *SMALL, *WINDOWS, "epochs=2"])
     straight = fit(cfg, audio_only, tmp_path / "a", progress=False)
     info = json.loads((tmp_path / "a" / "run.json").read_text())
@@ -43,18 +43,7 @@ def test_an_audio_only_dataset_trains_resumes_exactly_and_evaluates_a2a(audio_on
     assert {"l_aud", "l_dual"} <= set(read_metrics(tmp_path / "a")[0])
     assert not {"l_img", "l_txt"} & set(read_metrics(tmp_path / "a")[0])
 
-    import dcinet.train.loop
-
-    save = dcinet.train.loop.save_checkpoint
-
-    def crash_after_first_epoch(run_dir, model, state, epoch):
-        save(run_dir, model, state, epoch)
-        raise KeyboardInterrupt("simulated crash after epoch 1")
-
-    monkeypatch.setattr(dcinet.train.loop, "save_checkpoint", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fit(cfg, audio_only, tmp_path / "b", progress=False)
-    monkeypatch.undo()
+    crash_after_first_epoch(fit, cfg, audio_only, tmp_path / "b", progress=False)
     assert read_pointer(tmp_path / "b")["epoch"] == 1
     resumed = fit(cfg, audio_only, tmp_path / "b", resume=True, progress=False)
     a, _ = load_checkpoint(tmp_path / "a")

@@ -42,21 +42,10 @@ def test_one_epoch_cpu_tiny_run_writes_everything(tiny_builtin: Path, tmp_path: 
 
 
 def test_resume_is_bit_identical_to_uninterrupted(tiny_builtin: Path, tmp_path: Path, cfg,
-                                                  monkeypatch):
+                                                  crash_after_first_epoch):
     straight = fit(cfg("epochs=2"), tiny_builtin, tmp_path / "a", progress=False)
 
-    import dcinet.train.loop
-
-    save = dcinet.train.loop.save_checkpoint
-
-    def crash_after_first_epoch(run_dir, model, state, epoch):
-        save(run_dir, model, state, epoch)
-        raise KeyboardInterrupt("simulated crash after epoch 1")
-
-    monkeypatch.setattr(dcinet.train.loop, "save_checkpoint", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fit(cfg("epochs=2"), tiny_builtin, tmp_path / "b", progress=False)
-    monkeypatch.undo()
+    crash_after_first_epoch(fit, cfg("epochs=2"), tiny_builtin, tmp_path / "b", progress=False)
     assert read_pointer(tmp_path / "b")["epoch"] == 1
     resumed = fit(cfg("epochs=2"), tiny_builtin, tmp_path / "b", resume=True, progress=False)
     a, state_a = load_checkpoint(tmp_path / "a")

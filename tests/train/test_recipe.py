@@ -131,20 +131,11 @@ def test_accumulated_micro_batches_equal_one_big_batch(tiny_builtin: Path, tmp_p
 
 def test_resume_with_every_option_and_augmentation_is_bit_identical(tiny_builtin: Path,
                                                                    tmp_path: Path,
-                                                                   tiny_overrides, monkeypatch):
+                                                                   tiny_overrides, crash_after_first_epoch):
     options = [*tiny_overrides, *SMALL, *AUGMENT, "epochs=2", "ema_decay=0.9", "accum_steps=2",
                "grad_clip_norm=1.0", "new_layer_lr_mult=5", "ce_label_smoothing=0.1"]
     fit(load_config("cpu-tiny", options), tiny_builtin, tmp_path / "a", progress=False)
-    save = dcinet.train.loop.save_checkpoint
-
-    def crash_after_first_epoch(run_dir, model, state, epoch):
-        save(run_dir, model, state, epoch)
-        raise KeyboardInterrupt("simulated crash after epoch 1")
-
-    monkeypatch.setattr(dcinet.train.loop, "save_checkpoint", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fit(load_config("cpu-tiny", options), tiny_builtin, tmp_path / "b", progress=False)
-    monkeypatch.undo()
+    crash_after_first_epoch(fit, load_config("cpu-tiny", options), tiny_builtin, tmp_path / "b", progress=False)
     fit(load_config("cpu-tiny", options), tiny_builtin, tmp_path / "b", resume=True,
         progress=False)
     (a, sa), (b, sb) = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")

@@ -45,7 +45,7 @@ def final_weights(run: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_two_persistent_workers_train_as_the_main_process_and_resume_bit_identically(
-        tiny_builtin: Path, tmp_path: Path, tiny_overrides, monkeypatch):
+        tiny_builtin: Path, tmp_path: Path, tiny_overrides, crash_after_first_epoch):
     data = image_and_video_data(tiny_builtin, tmp_path / "data")
     cfg = {w: load_config("cpu-tiny", [*tiny_overrides, *RUN_ARGS, f"num_workers={w}"]) for w in (0, 2)}
     # the check has teeth: epoch 2 draws other frames than epoch 1 for some training clip
@@ -58,18 +58,7 @@ def test_two_persistent_workers_train_as_the_main_process_and_resume_bit_identic
     fit(cfg[0], data, tmp_path / "main", progress=False)
     fit(cfg[2], data, tmp_path / "workers", progress=False)
 
-    import dcinet.train.loop
-
-    save = dcinet.train.loop.save_checkpoint
-
-    def crash_after_first_epoch(run_dir, model, state, epoch):
-        save(run_dir, model, state, epoch)
-        raise KeyboardInterrupt("simulated crash after epoch 1")
-
-    monkeypatch.setattr(dcinet.train.loop, "save_checkpoint", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fit(cfg[2], data, tmp_path / "resumed", progress=False)
-    monkeypatch.undo()
+    crash_after_first_epoch(fit, cfg[2], data, tmp_path / "resumed", progress=False)
     fit(cfg[2], data, tmp_path / "resumed", resume=True, progress=False)
 
     expected = final_weights(tmp_path / "main")
