@@ -6,12 +6,13 @@ The built-in dataset (``dcinet data synth``, ``--classes`` x ``--per-class``) is
 together). Each run's per-epoch seconds come from the ``seconds`` column of its ``metrics.csv``;
 the figure of a run is its median epoch (the middle epochs are the ones both runs train through).
 
-The runs see no OpenMP setting of the calling environment, so the CLI chooses
-(``OMP_WAIT_POLICY=PASSIVE``, one thread per usable core); then the same is measured with a short
-spin forced (``GOMP_SPINCOUNT=100000``: libgomp spins that long, then sleeps) and with
-``OMP_WAIT_POLICY=ACTIVE`` (always spin), unless ``--no-active``. With passive waits two runs on
-the cores of one should each take about twice as long as one alone (target ratio <= ~2);
-spinning threads of one run steal the other's time slices, and a run alone is faster with them.
+The runs see no OpenMP setting of the calling environment, so the CLI chooses (a short spin,
+``GOMP_SPINCOUNT=1000``, with ``OMP_WAIT_POLICY=PASSIVE``, and one thread per usable core); then
+the same is measured with immediate sleeps (``OMP_WAIT_POLICY=PASSIVE`` alone: libgomp then spins
+0 times), with a long spin (``GOMP_SPINCOUNT=100000``) and with ``OMP_WAIT_POLICY=ACTIVE`` (always
+spin), unless ``--no-active``. Two runs on the cores of one should each take at most about twice as
+long as one alone (target ratio <= ~2); spinning threads of one run steal the other's time slices,
+and a run alone is faster with them.
 
 Run: ``python bench/bench_concurrent.py [--quick] [--epochs 3] [--json FILE]``.
 """
@@ -91,8 +92,8 @@ def measure(data: Path, work: Path, epochs: int, env: dict[str, str], label: str
     alone_s = statistics.median(alone)
     together_s = [statistics.median(seconds) for _, seconds in pair]
     figures = {
-        "omp_wait_policy": env.get("OMP_WAIT_POLICY") or (
-            f"GOMP_SPINCOUNT={env['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in env else "PASSIVE (set by dcinet)"),
+        "omp_waits": " ".join(f"{k}={env[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                              if k in env) or "dcinet's default",
         "alone_epoch_s": alone_s, "concurrent_epoch_s": together_s,
         "ratio": max(together_s) / alone_s,
         "alone_epochs_s": alone, "concurrent_epochs_s": [seconds for _, seconds in pair],
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-class", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--no-active", action="store_true",
-                        help="skip the comparisons with spinning waits (GOMP_SPINCOUNT, ACTIVE)")
+                        help="skip the comparisons with other waits (PASSIVE alone, long spins, ACTIVE)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--work", type=Path, help="keep the data and runs here (default: a temp "
                                                   "folder, removed)")
@@ -132,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([*CLI, "data", "synth", "--out", str(data), "--classes", str(args.classes),
                         "--per-class", str(args.per_class)], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        policies = {"passive": measure(data, work, args.epochs, env, "passive")}
+        policies = {"default": measure(data, work, args.epochs, env, "default")}
         if not args.no_active:
-            for label, setting in (("spin", {"GOMP_SPINCOUNT": "100000"}),
+            for label, setting in (("passive", {"OMP_WAIT_POLICY": "PASSIVE"}),
+                                   ("spin", {"GOMP_SPINCOUNT": "100000"}),
                                    ("active", {"OMP_WAIT_POLICY": "ACTIVE"})):
                 policies[label] = measure(data, work, args.epochs, {**env, **setting}, label)
     finally:

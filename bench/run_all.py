@@ -151,7 +151,7 @@ def section_concurrent(r: dict) -> list[str]:
              f"({r['cpu']}); median epoch seconds from each run's `metrics.csv`.", "",
              "| OpenMP waits | alone s/epoch | two at once s/epoch | ratio |", "|---|---|---|---|"]
     for p in r["policies"].values():
-        lines.append(f"| {p['omp_wait_policy']} | {p['alone_epoch_s']:.2f} | "
+        lines.append(f"| {p['omp_waits']} | {p['alone_epoch_s']:.2f} | "
                      f"{' / '.join(f'{s:.2f}' for s in p['concurrent_epoch_s'])} | "
                      f"{p['ratio']:.2f} |")
     return [*lines, "", "Target: ratio <= ~2 (two runs sharing the cores of one). Load average "

@@ -60,6 +60,8 @@ def create_model(cfg: Config, num_classes: int, modalities: list[str],
         raise DcinetError(f"config key 'method' must be dcinet or fgcrossnet, got {cfg.method!r}")
     if state_dict is not None:
         _load_exactly(model, state_dict, "the given state dict")
+    if cfg.channels_last:  # 4-d weights NHWC: oneDNN's and cuDNN's faster kernels for most CNNs
+        model.to(memory_format=torch.channels_last)
     return model
 
 

@@ -186,8 +186,6 @@ def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: Dis
             print(f"warning: {line} (recorded in {run_dir / 'run.json'})", flush=True)
     barrier(dist)
     model = run.model.to(dist.device)
-    if cfg.channels_last and dist.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dist.device.type == "cuda")
     trainer = Trainer(model, optimizer, scheduler, scaler, make_ema(cfg, model))
@@ -253,7 +251,6 @@ def train_one_epoch(net, loader, trainer: Trainer, cfg: Config, dist: DistInfo, 
     """
     net.train()
     use_amp = cfg.amp and dist.device.type == "cuda"
-    channels_last = cfg.channels_last and dist.device.type == "cuda"
     sums: dict[str, float] = {}
     batches, accum = len(loader), cfg.accum_steps
     steps = math.ceil(batches / accum)
@@ -267,7 +264,7 @@ def train_one_epoch(net, loader, trainer: Trainer, cfg: Config, dist: DistInfo, 
     for batch_no, batch in enumerate(loader):
         step, micro = divmod(batch_no, accum)
         group = min(accum, batches - step * accum)  # batches in this optimizer step
-        inputs, labels = _to_device(batch, dist.device, channels_last)
+        inputs, labels = _to_device(batch, dist.device, cfg.channels_last)
         autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
         syncing = micro + 1 == group or not dist.enabled  # DDP: all-reduce on a group's last batch
         with contextlib.nullcontext() if syncing else net.no_sync():

@@ -1,4 +1,4 @@
-"""The CLI's thread settings: PASSIVE OpenMP waits and one thread per usable core, unless set."""
+"""The CLI's thread settings: short OpenMP spins, then sleep, and one thread per usable core, unless set."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from dcinet.app.cli import main
 code = main(["data", "synth", "--out", sys.argv[1], "--classes", "2", "--per-class", "2"])
 import torch
 print(json.dumps({"code": code, "policy": os.environ.get("OMP_WAIT_POLICY"),
+                  "spin": os.environ.get("GOMP_SPINCOUNT"),
                   "omp_threads": os.environ.get("OMP_NUM_THREADS"),
                   "torch_threads": torch.get_num_threads()}))
 """
@@ -33,24 +34,29 @@ def _child(tmp_path: Path, **env: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_a_command_sets_passive_waits_and_one_thread_per_usable_core(tmp_path: Path):
+def test_a_command_sets_short_spins_and_one_thread_per_usable_core(tmp_path: Path):
     seen = _child(tmp_path)
     cores = len(os.sched_getaffinity(0))
-    assert seen["code"] == 0 and seen["policy"] == "PASSIVE"
+    assert seen["code"] == 0 and (seen["policy"], seen["spin"]) == ("PASSIVE", str(cli.SPIN_COUNT))
     assert int(seen["omp_threads"]) == seen["torch_threads"] == usable_cores() <= cores
 
 
 def test_a_command_keeps_the_users_settings(tmp_path: Path):
     seen = _child(tmp_path, OMP_WAIT_POLICY="ACTIVE", OMP_NUM_THREADS="1")
-    assert (seen["policy"], seen["omp_threads"], seen["torch_threads"]) == ("ACTIVE", "1", 1)
+    assert (seen["policy"], seen["spin"], seen["omp_threads"], seen["torch_threads"]) == (
+        "ACTIVE", None, "1", 1)
+
+
+WAITS = {"GOMP_SPINCOUNT": "1000", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @pytest.mark.parametrize(("environ", "expected"), [
-    ({}, {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "3"}),
+    ({}, {**WAITS, "OMP_NUM_THREADS": "3"}),
     ({"OMP_WAIT_POLICY": "active"}, {"OMP_NUM_THREADS": "3"}),
     ({"GOMP_SPINCOUNT": "1000"}, {"OMP_NUM_THREADS": "3"}),
-    ({"OMP_NUM_THREADS": "1"}, {"OMP_WAIT_POLICY": "PASSIVE"}),
-    ({"MKL_NUM_THREADS": "2"}, {"OMP_WAIT_POLICY": "PASSIVE"}),
+    ({"GOMP_SPINCOUNT": "0"}, {"OMP_NUM_THREADS": "3"}),
+    ({"OMP_NUM_THREADS": "1"}, WAITS),
+    ({"MKL_NUM_THREADS": "2"}, WAITS),
     ({"OMP_WAIT_POLICY": "", "OMP_NUM_THREADS": "4"}, {}),
 ])
 def test_configure_threads_sets_only_what_the_user_left_unset(environ, expected, monkeypatch):

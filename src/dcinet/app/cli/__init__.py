@@ -4,17 +4,19 @@ Each verb lives in a module of this package exposing ``register(subparsers)``; t
 installs receives the parsed arguments and returns an exit code. Errors a user can fix
 (:class:`~dcinet.errors.DcinetError`) are printed as one line and exit with code 2.
 
-Threads: before anything imports torch (the verbs import it lazily), :func:`main` sets
-``OMP_WAIT_POLICY=PASSIVE`` and ``OMP_NUM_THREADS`` to the number of usable cores (the CPU affinity
-mask, capped by a cgroup v2 CPU quota), each unless the user set it (``MKL_NUM_THREADS`` counts as a
-thread setting, ``GOMP_SPINCOUNT`` as a wait setting). Waiting OpenMP threads then sleep instead of
-spinning, so two commands at once share the cores (each at most about half as fast) instead of
-stealing each other's time slices. It has a price alone: a cpu-tiny training step is ~30 % slower
-than with spinning waits on a 2-core AMD EPYC; but spinning, even briefly
-(``GOMP_SPINCOUNT=100000``), made two trainings at once 7-10x slower each there
-(``bench/bench_concurrent.py`` measures all three). The count does not depend on what else is
-running: a run's float bits depend on its thread count, and the same command must compute the
-same bits alone or beside another.
+Threads: before anything imports torch (the verbs import it lazily), :func:`main` sets the OpenMP
+waits and ``OMP_NUM_THREADS`` (the number of usable cores: the CPU affinity mask, capped by a cgroup
+v2 CPU quota), each unless the user set it (``MKL_NUM_THREADS`` counts as a thread setting,
+``GOMP_SPINCOUNT`` and ``OMP_WAIT_POLICY`` as wait settings). The waits: ``GOMP_SPINCOUNT=1000``,
+a short spin before sleeping for libgomp (the OpenMP runtime of the PyPI torch wheels for Linux),
+and ``OMP_WAIT_POLICY=PASSIVE`` for any other runtime (libgomp takes an explicit spin count over the
+policy). A waiting thread then spins about as long as the gap between two operators of a step and
+sleeps beyond it, so two commands at once share the cores instead of stealing each other's time
+slices. ``bench/bench_concurrent.py`` measures the settings: on a 2-core AMD EPYC, sleeping at once
+(PASSIVE alone) made a cpu-tiny step ~20 % slower than spinning, and long spins
+(``GOMP_SPINCOUNT=100000``, ``ACTIVE``) made two trainings at once 6-7x slower each. The count does
+not depend on what else is running: a run's float bits depend on its thread count, and the same
+command must compute the same bits alone or beside another.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ VERB_MODULES = ("data", "train", "evaluate", "ablate", "demo", "embed", "index",
 
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+SPIN_COUNT = 1000
+"""libgomp's busy-wait iterations before a waiting thread sleeps (its default is 300,000)."""
 
 
 def usable_cores() -> int:
@@ -56,14 +60,13 @@ def configure_threads(environ: MutableMapping[str, str]) -> dict[str, str]:
     Must run before torch loads its OpenMP runtime, which reads them once.
 
     Returns:
-        The variables set, name -> value: ``OMP_WAIT_POLICY`` (``PASSIVE``) unless it or
-        ``GOMP_SPINCOUNT`` (libgomp's spin before sleeping, a wait setting too) is set,
-        ``OMP_NUM_THREADS`` (:func:`usable_cores`) unless ``OMP_NUM_THREADS`` or
-        ``MKL_NUM_THREADS`` is set.
+        The variables set, name -> value: ``GOMP_SPINCOUNT`` (:data:`SPIN_COUNT`) and
+        ``OMP_WAIT_POLICY`` (``PASSIVE``) unless either is set, ``OMP_NUM_THREADS``
+        (:func:`usable_cores`) unless ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set.
     """
     chosen = {}
     if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
-        chosen["OMP_WAIT_POLICY"] = "PASSIVE"
+        chosen.update(GOMP_SPINCOUNT=str(SPIN_COUNT), OMP_WAIT_POLICY="PASSIVE")
     if "OMP_NUM_THREADS" not in environ and "MKL_NUM_THREADS" not in environ:
         chosen["OMP_NUM_THREADS"] = str(usable_cores())
     environ.update(chosen)
