@@ -322,7 +322,7 @@ def main() -> None:
         "demo": lambda: run_json("bench_demo.py", [*quick, "--work",
                                                    tempfile.mkdtemp(dir=work, prefix="demo-")], work),
         "concurrent": lambda: run_json("bench_concurrent.py", quick, work),
-        "index": lambda: run_json("bench_index.py", quick, work),
+        "index": lambda: run_json("bench_index.py", [*quick, "--large", "0"], work),  # see index_large
         "index_large": lambda: run_json("bench_index.py", [*quick, "--gallery", "0"], work,
                                         "bench_index_large"),
         "decode": lambda: run_json("bench_decode.py", quick, work),

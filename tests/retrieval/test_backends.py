@@ -5,6 +5,7 @@ written before backends existed; Milvus Lite held by another process."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -236,3 +237,26 @@ print(open_gallery(index).counts()["image"], first.counts()["image"])
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-2:] == ["8", "8"]
+
+
+@pytest.mark.parametrize("user_value", [None, "8388608"])
+def test_milvus_lite_buffers_32_mib_unless_the_user_set_it(tiny_embeddings, tmp_path, user_value):
+    pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed")
+    from dcinet.retrieval.backends.milvus import LITE_MEMTABLE_BYTES, LITE_MEMTABLE_ENV
+
+    script = """
+import sys
+from pathlib import Path
+from dcinet.retrieval.index import build_index
+build_index(Path(sys.argv[1]), Path(sys.argv[2]), backend="milvus")
+from milvus_lite.constants import MEMTABLE_MEMORY_LIMIT
+print(MEMTABLE_MEMORY_LIMIT)
+"""
+    env = {k: v for k, v in os.environ.items() if k != LITE_MEMTABLE_ENV}
+    if user_value:
+        env[LITE_MEMTABLE_ENV] = user_value
+    proc = subprocess.run([sys.executable, "-c", script, str(tiny_embeddings),
+                           str(tmp_path / "milvus-index")], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[-1]) == int(user_value or LITE_MEMTABLE_BYTES)
