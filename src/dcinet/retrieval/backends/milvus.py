@@ -81,7 +81,7 @@ class MilvusGallery:
             raise DcinetError(f"{self.uri} has no collection {self.collection} (recorded in "
                               f"{self.path}); rebuild the index")
         self.client.load_collection(self.collection)
-        self._modalities = set(info["counts"])
+        self._counts = dict(info["counts"])  # kept by add and delete (see counts)
 
     @classmethod
     def create(cls, path: Path, info: dict) -> MilvusGallery:
@@ -167,7 +167,7 @@ class MilvusGallery:
                 {"key": item_key(modality, item["row"]), "vector": vector.tolist(),
                  **{f: item.get(f) for f in ITEM_FIELDS}}
                 for vector, item in zip(vectors[start:stop], items[start:stop], strict=True)])
-        self._modalities.add(modality)
+        self._counts[modality] = self._counts.get(modality, 0) + len(items)
 
     def delete(self, keys: list[tuple[str, int]]) -> None:
         ids = [item_key(m, r) for m, r in keys]
@@ -179,14 +179,15 @@ class MilvusGallery:
         if missing:
             raise DcinetError(f"no item {missing[0]} in {self.path}")
         self.client.delete(self.collection, ids=ids)
+        for modality, _ in dict.fromkeys(keys):  # an id named twice is one item
+            self._counts[modality] -= 1
 
     def counts(self) -> dict[str, int]:
-        out = {}
-        for modality in self._modalities:
-            rows = self.client.query(self.collection, filter=f"modality == {json.dumps(modality)}",
-                                     output_fields=["count(*)"], consistency_level="Strong")
-            out[modality] = int(rows[0]["count(*)"])
-        return out
+        """The items per modality: those recorded in ``index.json``, plus the ones added and less
+        the ones deleted since (every insert succeeded, every deleted id was present). Not a
+        ``count(*)`` query: Milvus Lite evaluates one by reading every matching entity; after a
+        300k x 256 build it took 55 s and raised the build's RSS from 1.9 to 5.0 GiB."""
+        return dict(self._counts)
 
     def commit(self) -> None:
         self.client.flush(self.collection)
