@@ -156,7 +156,7 @@ def run_child(step: str, spec: dict, work: Path) -> dict:
     spec_file.write_text(json.dumps(spec))
     print(f"  {step} {spec['backend']} {spec['kind']} ...", file=sys.stderr, flush=True)
     env = dict(os.environ)
-    configure_threads(env)  # as every `dcinet` command runs: OpenMP waits passively
+    configure_threads(env)  # as every `dcinet` command runs: short OpenMP spins, then sleep
     subprocess.run([sys.executable, __file__, "--child", step, "--spec", str(spec_file),
                     "--json", str(out_file)], check=True, env=env)
     return json.loads(out_file.read_text())
