@@ -46,15 +46,20 @@ def test_a_better_model_is_marked_and_the_baseline_is_zero():
     assert "paired bootstrap interval" in table
 
 
-def test_one_modality_compares_the_multimodal_average():
+def test_one_modality_compares_the_unimodal_map_with_the_query_left_out():
     def model(noise):
         rng = np.random.default_rng(0)
         y = np.arange(30) % 3
         return evaluate_directions({"image": np.eye(3)[y] + noise * rng.normal(size=(30, 3))},
                                    {"image": y}, resamples=0)
-    comparisons = compare_to_baseline({"a": [model(2.0)], "b": [model(0.1)]}, resamples=200)
-    assert comparisons["b"][0] == pytest.approx(model(0.1).average_multimodal
-                                                - model(2.0).average_multimodal)
+    results = {"a": [model(2.0)], "b": [model(0.1)]}
+    comparisons = compare_to_baseline(results, resamples=200)
+    i2i = {name: rs[0].directions["i2i"] for name, rs in results.items()}
+    assert i2i["b"] != pytest.approx(i2i["a"])
+    assert results["a"][0].average_multimodal != pytest.approx(i2i["a"])  # a2all keeps the query
+    assert comparisons["b"][0] == pytest.approx(i2i["b"] - i2i["a"])
+    rows = {name: [r.to_dict(per_class=False) for r in rs] for name, rs in results.items()}
+    assert "| Δ i2i mAP vs a |" in format_grid_table("components", rows, comparisons)
 
 
 @pytest.mark.slow

@@ -188,11 +188,13 @@ def compare_to_baseline(results: dict[str, list[RetrievalResult]],
                         resamples: int = RESAMPLES, seed: int = 0
                         ) -> dict[str, tuple[float, float, float]]:
     """Every row but the first against the first: (difference, interval low, high) of the
-    average bimodal mAP (average multimodal without bimodal directions), paired over seeds and
-    queries (:func:`~dcinet.retrieval.bootstrap.paired_difference`)."""
+    average bimodal mAP, paired over seeds and queries
+    (:func:`~dcinet.retrieval.bootstrap.paired_difference`). Data with one modality has no
+    bimodal direction: then the unimodal mAP (``a2a``: the query removed from its gallery, as
+    validation scores such a run), not ``a2all``, whose gallery holds the query itself."""
     (_, base), *others = results.items()
     first = base[0]
-    directions = first.bimodal or first.multimodal
+    directions = first.bimodal or first.unimodal or first.multimodal
     groups = {d: first.query_of[d] for d in directions}
     boot = QueryBootstrap(resamples, seed)
 
@@ -213,8 +215,10 @@ def format_grid_table(grid: str, rows: dict[str, list[dict]],
     averages = [k for k in ("average_bimodal", "average_multimodal") if first.get(k) is not None]
     header = ["model", *columns, *averages]
     baseline = next(iter(rows))
-    if comparisons is not None:
-        header.append(f"Δ {averages[0].replace('_', ' ')} mAP vs {baseline}")
+    if comparisons is not None:  # the summary compare_to_baseline takes
+        compared = (averages[0] if first.get("average_bimodal") is not None or not first.get("unimodal")
+                    else "+".join(first["unimodal"]))
+        header.append(f"Δ {compared.replace('_', ' ')} mAP vs {baseline}")
     lines = [f"### Ablation: {grid}", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for name, results in rows.items():
