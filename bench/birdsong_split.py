@@ -3,8 +3,8 @@
     python bench/birdsong_split.py OUT [--source ../shared/data/birdsong]
 
 Writes ``OUT/audio/{train,test}/<species>/`` as symbolic links to the recordings (the generic
-layout): for a species with 3 recordings the first (by its number) trains and the other two are
-test items; a species with 2 trains only (its test queries would have no other recording of
+layout): for a species with 3 or more recordings the first (by its number) trains and the others
+are test items; a species with 2 trains only (its test queries would have no other recording of
 their class); a species with one is left out. No recording is in both splits.
 """
 

@@ -63,6 +63,7 @@ def _connect(uri: str):
     raise DcinetError(f"cannot open the {where} {uri}{hint} after {CONNECT_ATTEMPTS} attempts: "
                       f"{str(failure.message).splitlines()[0]}")
 
+
 class MilvusGallery:
     """The Milvus :class:`~dcinet.retrieval.gallery.Gallery` of an ``INDEX_DIR``.
 
