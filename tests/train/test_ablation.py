@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from dcinet.app.ablate import format_grid_table, grid_entries
+from dcinet.app.ablate import format_grid_table, grid_entries, without_cmci
 from dcinet.app.cli import main
 from dcinet.config import load_config
 from dcinet.errors import DcinetError
@@ -74,3 +75,30 @@ def test_components_grid_end_to_end(tiny_builtin: Path, tmp_path: Path, tiny_ove
     assert main(["ablate", "--grid", "components", "--config", "cpu-tiny", "--data",
                  str(tiny_builtin), "--out", str(out), "--quiet", *tiny_overrides]) == 0
     assert {p: p.stat().st_mtime for p in mtimes} == mtimes
+
+
+def test_one_modality_leaves_the_cmci_rows_out_and_says_so():
+    entries = grid_entries("components", load_config("cpu-tiny", {}))
+    kept, note = without_cmci(entries, ["image"])
+    assert [name for name, _ in kept] == ["resnet10t", "resnet10t+CMSI"]
+    assert note == ("One modality (image): CMCI swaps channels between modalities and never fires "
+                    "here, so its rows (resnet10t+CMCI, resnet10t+CMSI+CMCI) are left out.\n")
+    assert without_cmci(entries, ["image", "audio"]) == (entries, "")
+    cmsi_only = [e for e in entries if "CMCI" not in e[0]]
+    assert without_cmci(cmsi_only, ["audio"]) == (cmsi_only, "")
+
+
+@pytest.mark.slow
+def test_components_grid_on_one_modality_trains_two_rows(tiny_builtin: Path, tmp_path: Path,
+                                                          tiny_overrides, capsys):
+    audio = tmp_path / "audio-only"
+    shutil.copytree(tiny_builtin / "audio", audio / "audio")
+    out = tmp_path / "grid"
+    assert main(["ablate", "--grid", "components", "--config", "cpu-tiny", "--data", str(audio),
+                 "--out", str(out), *tiny_overrides, "img_size=32", "resize=36", "layer=3"]) == 0
+    assert "its rows (resnet10t+CMCI, resnet10t+CMSI+CMCI) are left out" in capsys.readouterr().out
+    assert sorted(p.name for p in out.glob("*-s0")) == ["resnet10t-s0", "resnet10t_CMSI-s0"]
+    table = (out / "components.md").read_text()
+    assert "| resnet10t |" in table and "| resnet10t+CMSI |" in table and "CMCI |" not in table
+    assert "| Δ a2a mAP vs resnet10t |" in table
+    assert table.endswith("are left out.\n")

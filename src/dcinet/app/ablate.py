@@ -24,6 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from dcinet.config import ABLATION_GRIDS, Config
+from dcinet.data.dataset import train_modalities
+from dcinet.data.readers import read_configured
 from dcinet.errors import DcinetError
 from dcinet.models.pretrained import timm_request
 from dcinet.retrieval.bootstrap import RESAMPLES, QueryBootstrap, paired_difference
@@ -101,6 +103,20 @@ def variant_entries(grid: str, cfg: Config) -> list[tuple[str, dict]]:
     return rows
 
 
+def without_cmci(entries: list[tuple[str, dict]], modalities: list[str]) -> tuple[list[tuple[str, dict]], str]:
+    """On data with one modality, ``entries`` less the rows that use CMCI, and the table's note
+    saying so ('' and every entry otherwise). CMCI swaps channels between samples of different
+    modalities, so with one it never fires (``interactions_fired`` counts 0): its rows could only
+    repeat another row (+CMSI+CMCI is +CMSI bit for bit) or differ by ``L_dual`` being a second
+    cross-entropy on unchanged maps (+CMCI against the plain network)."""
+    left_out = [name for name, overrides in entries if "cmci" in overrides.get("interaction", "")]
+    if len(modalities) != 1 or not left_out:
+        return entries, ""
+    kept = [(name, overrides) for name, overrides in entries if name not in left_out]
+    return kept, (f"One modality ({modalities[0]}): CMCI swaps channels between modalities and "
+                  f"never fires here, so its rows ({', '.join(left_out)}) are left out.\n")
+
+
 def _value(v: object) -> str:
     return "[" + ",".join(map(str, v)) + "]" if isinstance(v, list) else str(v)
 
@@ -157,6 +173,12 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
     if seeds < 1:
         raise DcinetError("--seeds must be >= 1")
     entries = grid_entries(grid, cfg, backbones)  # refused settings leave no folder behind
+    note = grid_note(grid, cfg)
+    if grid == "components":
+        entries, left_out = without_cmci(entries, train_modalities(read_configured(data, cfg), cfg))
+        note += left_out
+        if left_out and progress:
+            print(left_out, end="", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[RetrievalResult]] = {}
     curves: dict[str, list[tuple[int, float]]] = {}
@@ -179,7 +201,7 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
         return path
     rows = {name: [r.to_dict(per_class=False) for r in rs] for name, rs in results.items()}
     (out / f"{grid}.json").write_text(json.dumps(rows, indent=1))
-    path.write_text(format_grid_table(grid, rows, compare_to_baseline(results)) + grid_note(grid, cfg))
+    path.write_text(format_grid_table(grid, rows, compare_to_baseline(results)) + note)
     plot_curves(curves, out / f"{grid}_loss.png", f"total loss per model ({grid})", "L_sum")
     return path
 
