@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dcinet.app.ablate import format_grid_table, grid_entries, without_cmci
+from dcinet.app.ablate import format_grid_table, grid_entries, pick_rows, without_cmci
 from dcinet.app.cli import main
 from dcinet.config import load_config
 from dcinet.errors import DcinetError
@@ -102,3 +102,23 @@ def test_components_grid_on_one_modality_trains_two_rows(tiny_builtin: Path, tmp
     assert "| resnet10t |" in table and "| resnet10t+CMSI |" in table and "CMCI |" not in table
     assert "| Δ a2a mAP vs resnet10t |" in table
     assert table.endswith("are left out.\n")
+
+
+def test_row_picks_the_named_rows_and_keeps_the_baseline():
+    entries = grid_entries("components", load_config("cpu-tiny", {}))
+    assert pick_rows(entries, None) == entries and pick_rows(entries, []) == entries
+    assert [n for n, _ in pick_rows(entries, ["resnet10t+CMSI+CMCI"])] == ["resnet10t",
+                                                                          "resnet10t+CMSI+CMCI"]
+    picked = pick_rows(entries, ["resnet10t+CMSI+CMCI", "resnet10t+CMCI", "resnet10t"])
+    assert [n for n, _ in picked] == ["resnet10t", "resnet10t+CMCI", "resnet10t+CMSI+CMCI"]
+
+
+def test_an_unknown_row_is_one_line_and_exit_2_before_any_work(tiny_builtin: Path, tmp_path: Path,
+                                                               capsys):
+    out = tmp_path / "grid"
+    code = main(["ablate", "--grid", "components", "--config", "cpu-tiny", "--data",
+                 str(tiny_builtin), "--out", str(out), "--row", "resnet10t+CMSl"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists()
+    assert err == ("error: --row 'resnet10t+CMSl' is not a row of this grid (its rows: resnet10t, "
+                   "resnet10t+CMCI, resnet10t+CMSI, resnet10t+CMSI+CMCI)")

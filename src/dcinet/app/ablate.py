@@ -103,6 +103,22 @@ def variant_entries(grid: str, cfg: Config) -> list[tuple[str, dict]]:
     return rows
 
 
+def pick_rows(entries: list[tuple[str, dict]], names: list[str] | None) -> list[tuple[str, dict]]:
+    """The baseline (first entry) and the entries named in ``names``, in the grid's order; every
+    entry when ``names`` is empty or None.
+
+    Raises:
+        DcinetError: a name that is not one of the grid's rows.
+    """
+    if not names:
+        return entries
+    known = [name for name, _ in entries]
+    for name in names:
+        if name not in known:
+            raise DcinetError(f"--row {name!r} is not a row of this grid (its rows: {', '.join(known)})")
+    return [entry for i, entry in enumerate(entries) if i == 0 or entry[0] in names]
+
+
 def without_cmci(entries: list[tuple[str, dict]], modalities: list[str]) -> tuple[list[tuple[str, dict]], str]:
     """On data with one modality, ``entries`` less the rows that use CMCI, and the table's note
     saying so ('' and every entry otherwise). CMCI swaps channels between samples of different
@@ -160,8 +176,11 @@ def _mean_std(values: list[float]) -> str:
 
 def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
              backbones: list[str] | None = None, progress: bool = True,
-             inference: Inference | None = None) -> Path:
+             inference: Inference | None = None, rows: list[str] | None = None) -> Path:
     """Train and evaluate every entry of ``grid`` for ``seeds`` seeds; returns the table path.
+
+    ``rows``: only these rows and the baseline (:func:`pick_rows`). On data with one modality
+    the components grid leaves out its CMCI rows (:func:`without_cmci`).
 
     ``inference`` sets the device of training and evaluation, and the evaluation's batch size
     and workers (default: the CPU). Under ``torchrun`` the ranks train and evaluate together;
@@ -172,7 +191,8 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
     device = inference.device.type if inference.dist.enabled else str(inference.device)
     if seeds < 1:
         raise DcinetError("--seeds must be >= 1")
-    entries = grid_entries(grid, cfg, backbones)  # refused settings leave no folder behind
+    # refused settings leave no folder behind
+    entries = pick_rows(grid_entries(grid, cfg, backbones), rows)
     note = grid_note(grid, cfg)
     if grid == "components":
         entries, left_out = without_cmci(entries, train_modalities(read_configured(data, cfg), cfg))
@@ -199,9 +219,9 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
     path = out / f"{grid}.md"
     if not inference.dist.is_main:
         return path
-    rows = {name: [r.to_dict(per_class=False) for r in rs] for name, rs in results.items()}
-    (out / f"{grid}.json").write_text(json.dumps(rows, indent=1))
-    path.write_text(format_grid_table(grid, rows, compare_to_baseline(results)) + note)
+    table = {name: [r.to_dict(per_class=False) for r in rs] for name, rs in results.items()}
+    (out / f"{grid}.json").write_text(json.dumps(table, indent=1))
+    path.write_text(format_grid_table(grid, table, compare_to_baseline(results)) + note)
     plot_curves(curves, out / f"{grid}_loss.png", f"total loss per model ({grid})", "L_sum")
     return path
 

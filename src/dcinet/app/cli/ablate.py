@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds per model (mean ± std)")
     p.add_argument("--backbones", help="comma-separated timm names for --grid backbones "
                                        "(default: resnetv2_50x1_bit,vgg16,vgg19,vit_base_patch16_224)")
+    p.add_argument("--row", action="append", dest="rows", metavar="NAME",
+                   help="run only this row of the grid (its name in the table, e.g. "
+                        "resnet10t+CMSI+CMCI) and the baseline, its first row; repeatable")
     p.add_argument("--quiet", action="store_true")
     add_inference(p)
     p.add_argument("overrides", nargs="*", metavar="key=value")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else None
     inference = inference_from_args(args)
     path = run_grid(args.grid, cfg, args.data, args.out, args.seeds, backbones, not args.quiet,
-                    inference)
+                    inference, args.rows)
     if not inference.dist.is_main:
         return 0
     print(path.read_text())
