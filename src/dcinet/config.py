@@ -35,6 +35,7 @@ SCHEDULERS = ("none", "cosine", "step")
 FEATURES = ("softmax", "logits", "embedding")
 TEXT_EMBEDDINGS = ("onehot", "embedding")
 FORMATS = ("folder", "fgxmedia", "cub")
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"  # --device (dcinet.distributed.resolve_device)
 # `dcinet ablate --grid`: Tables 1-2, Table 3, Table 4, DCINet against the FGCrossNet baseline, and
 # the method variants (CMCI triples, CMSI label smoothing, CMSI boxes, all of them) against the plain
 # network and the paper's DCINet

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from dcinet.config import DEVICE_CHOICES
 from dcinet.errors import DcinetError
-
-DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 
 
 def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dcinet.app.cli import usable_cores
 from dcinet.config import load_config
-from dcinet.models.factory import load_trained
-from dcinet.retrieval.directions import evaluate_directions
-from dcinet.retrieval.evaluate import split_samples
-from dcinet.retrieval.features import ModalityFeatures, extract_features
-from dcinet.retrieval.scores import cosine_scores
 from dcinet.sources.synth import synthesize
-from dcinet.train.loop import train_or_resume
+
+if TYPE_CHECKING:
+    from dcinet.retrieval.features import ModalityFeatures
 
 DEMO_CLASSES = 20
 DEMO_PER_CLASS = 40
@@ -31,6 +30,8 @@ def example_queries(features: dict[str, ModalityFeatures], k: int = 5) -> str:
     Returns a text block: query (modality, class, source), then rank, score, modality, class and
     a ✓ when the class matches. The query itself is left out of its own results.
     """
+    from dcinet.retrieval.scores import cosine_scores
+
     modalities = list(features)
     gallery = np.concatenate([features[m].features for m in modalities])
     samples = [s for m in modalities for s in features[m].samples]
@@ -58,13 +59,25 @@ def _source(sample) -> str:
     return str(sample.path.name if sample.path is not None else sample.text)
 
 
-def run_demo(data: Path, out: Path, overrides: list[str] | None = None, seed: int = 0) -> dict:
-    """Generate (or reuse) the built-in dataset, train cpu-tiny, evaluate; returns the results."""
+def run_demo(data: Path, out: Path, overrides: list[str] | None = None, seed: int = 0,
+             classes: int = DEMO_CLASSES, per_class: int = DEMO_PER_CLASS) -> dict:
+    """Generate (or reuse) the built-in dataset (``classes`` x ``per_class`` items per modality)
+    in ``data``, train ``cpu-tiny`` with ``overrides`` into ``out/run``, evaluate on the test split
+    (``out/results.json``) and print example queries; returns the results (``to_dict``)."""
     started = time.perf_counter()
-    _say(f"[1/4] built-in dataset ({DEMO_CLASSES} classes x {DEMO_PER_CLASS} per modality) in {data}")
-    synthesize(data, classes=DEMO_CLASSES, per_class=DEMO_PER_CLASS, seed=seed,
-               workers=usable_cores())
-    cfg = load_config("cpu-tiny", overrides)
+    cfg = load_config("cpu-tiny", overrides)  # a bad override is refused before any work
+    _say(f"[1/4] built-in dataset ({classes} classes x {per_class} per modality) in {data}")
+    with ThreadPoolExecutor(1) as pool:
+        # the spawned synthesis processes write the dataset while this one loads torch and timm
+        dataset = pool.submit(synthesize, data, classes=classes, per_class=per_class, seed=seed,
+                              workers=usable_cores())
+        from dcinet.models.factory import load_trained
+        from dcinet.retrieval.directions import evaluate_directions
+        from dcinet.retrieval.evaluate import split_samples
+        from dcinet.retrieval.features import extract_features
+        from dcinet.train.loop import train_or_resume
+
+        dataset.result()
     run_dir = out / "run"
     _say(f"[2/4] training DCINet ({cfg.backbone}, {cfg.img_size}px, {cfg.interaction} after "
          f"layer{cfg.layer}, {cfg.epochs} epochs) into {run_dir}")

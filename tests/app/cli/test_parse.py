@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,10 @@ def test_stray_arguments_exit_2_naming_them(argv, capsys):
 def test_an_override_without_equals_sign_is_a_user_error(capsys):
     assert main(["train", "--data", "D", "--out", "R", "--quiet", "oops"]) == 2
     assert "override 'oops' is not of the form key=value" in capsys.readouterr().err
+
+
+def test_building_the_parser_loads_neither_torch_nor_numpy():
+    """``dcinet --help`` and a usage error answer at once: only a verb that runs loads torch."""
+    code = ("import sys; from dcinet.app.cli import build_parser; build_parser(); "
+            "loaded = {'torch', 'numpy'} & set(sys.modules); assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)

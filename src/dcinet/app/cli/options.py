@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dcinet.distributed import DEVICE_CHOICES
+from dcinet.config import DEVICE_CHOICES  # not dcinet.distributed: the parser loads no torch
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
