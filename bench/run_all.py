@@ -126,6 +126,14 @@ def section_server(r: dict) -> list[str]:
             f"{r['peak_rss_mib']:.0f} | {', '.join(r['unexpected_status']) or 'none'} |", ""]
 
 
+def _runs(r: dict) -> str:
+    """' (median of N runs from nothing: a, b, c s)' when the demo was repeated."""
+    runs = r.get("wall_runs_s", [])
+    if len(runs) < 2:
+        return ""
+    return f" (median of {len(runs)} runs from nothing: {', '.join(f'{w:.0f}' for w in runs)} s)"
+
+
 def section_demo(r: dict) -> list[str]:
     res, q = r["results"], r["quality"]
     settings = f" ({' '.join(r['overrides'])})" if r["overrides"] else ""
@@ -133,9 +141,10 @@ def section_demo(r: dict) -> list[str]:
             f"`bench/bench_demo.py` on {r['cpu']} ({r['usable_cores']} usable cores; load average "
             f"{r['load_average'][0]:.2f} at the start, {r['load_average'][1]:.2f} at the end): a "
             f"first `dcinet demo`{settings} in its own process (new data, run folder and "
-            f"spectrogram cache) took {r['wall_s']:.0f} s wall, peak RSS "
+            f"spectrogram cache) took {r['wall_s']:.0f} s wall{_runs(r)}, peak RSS "
             f"{r['peak_rss_mib']:.0f} MiB; average bimodal mAP {res['average_bimodal']:.3f}, "
-            f"multimodal {res['average_multimodal']:.3f}.", "",
+            f"multimodal {res['average_multimodal']:.3f}"
+            f"{'' if r.get('repeats_match', True) else ' (the repeats DIFFER)'}.", "",
             f"Its config trained and evaluated for seeds {', '.join(map(str, r['seeds']))}: average "
             f"bimodal mAP {q['average_bimodal']['mean']:.3f} ± {q['average_bimodal']['std']:.3f}, "
             f"multimodal {q['average_multimodal']['mean']:.3f} ± "
