@@ -38,3 +38,12 @@ def test_a_bad_override_is_one_line_and_exit_2_before_any_work(tmp_path: Path, c
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "epochs" in err and "\n" not in err
     assert not (tmp_path / "data").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_data_path_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    code = main(["demo", "--data", str(tmp_path / "file"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (f"error: synthetic dataset: {tmp_path / 'file'} "
+                                               "exists and is not a folder")
+    assert not (tmp_path / "out").exists()
