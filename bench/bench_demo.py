@@ -101,13 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     print(f"{cpu_model()}, {len(os.sched_getaffinity(0))} usable cores, load average "
           f"{load_before:.2f}", flush=True)
-    demos = [run_demo(work / f"demo-{k}", overrides, {**env, "DCINET_CACHE": str(work / f"demo-{k}" / "cache")})
-             for k in range(1 if args.quick else args.repeats)]
+    folders = [work / f"demo-{k}" for k in range(1 if args.quick else args.repeats)]
+    demos = [run_demo(folder, overrides, {**env, "DCINET_CACHE": str(folder / "cache")})
+             for folder in folders]
     demo = {"wall_s": statistics.median(d["wall_s"] for d in demos),
             "wall_runs_s": [d["wall_s"] for d in demos],
             "peak_rss_mib": max(d["peak_rss_mib"] for d in demos), "results": demos[0]["results"],
             "repeats_match": all(d["results"] == demos[0]["results"] for d in demos)}
-    per_seed = {seed: train_and_evaluate(work / "demo-0", seed, overrides, env) for seed in seeds}
+    per_seed = {seed: train_and_evaluate(folders[0], seed, overrides, env) for seed in seeds}
     figures = {
         "cpu": cpu_model(), "usable_cores": len(os.sched_getaffinity(0)), "quick": args.quick,
         "overrides": overrides, **demo, "seeds": seeds, "quality": summarise(per_seed),
