@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from dcinet.app.ablate import format_grid_table, grid_entries, pick_rows, without_cmci
+from dcinet.app.ablate import (
+    format_grid_table,
+    grid_entries,
+    grid_note,
+    one_modality_rows,
+    pick_rows,
+)
 from dcinet.app.cli import main
 from dcinet.config import load_config
 from dcinet.errors import DcinetError
@@ -79,13 +85,36 @@ def test_components_grid_end_to_end(tiny_builtin: Path, tmp_path: Path, tiny_ove
 
 def test_one_modality_leaves_the_cmci_rows_out_and_says_so():
     entries = grid_entries("components", load_config("cpu-tiny", {}))
-    kept, note = without_cmci(entries, ["image"])
-    assert [name for name, _ in kept] == ["resnet10t", "resnet10t+CMSI"]
+    kept, note = one_modality_rows(entries, ["image"])
+    assert kept == [("resnet10t", {"interaction": "none"}), ("resnet10t+CMSI", {"interaction": "cmsi"})]
     assert note == ("One modality (image): CMCI swaps channels between modalities and never fires "
                     "here, so its rows (resnet10t+CMCI, resnet10t+CMSI+CMCI) are left out.\n")
-    assert without_cmci(entries, ["image", "audio"]) == (entries, "")
+    assert one_modality_rows(entries, ["image", "audio"]) == (entries, "")
     cmsi_only = [e for e in entries if "CMCI" not in e[0]]
-    assert without_cmci(cmsi_only, ["audio"]) == (cmsi_only, "")
+    assert one_modality_rows(cmsi_only, ["audio"]) == (cmsi_only, "")
+
+
+def test_one_modality_trains_the_variant_rows_with_cmsi_alone():
+    cfg = load_config("cpu-tiny", {})
+    kept, note = one_modality_rows(grid_entries("variants", cfg), ["audio"])
+    assert kept == [
+        ("resnet10t", {"interaction": "none"}), ("resnet10t+CMSI", {"interaction": "cmsi"}),
+        ("resnet10t+CMSI label_smoothing=0.1", {"interaction": "cmsi", "label_smoothing": 0.1}),
+        ("resnet10t+CMSI cmsi_box=beta", {"interaction": "cmsi", "cmsi_box": "beta"}),
+        ("resnet10t+CMSI cutmix_minmax=[0.3,0.8]", {"interaction": "cmsi", "cutmix_minmax": [0.3, 0.8]})]
+    # cmci_mode=symmetric changes nothing once CMCI is off: the same run as the DCINet row
+    assert note == ("One modality (audio): CMCI swaps channels between modalities and never fires "
+                    "here, so its rows (resnet10t+CMSI+CMCI cmci_mode=symmetric) are left out and "
+                    "these rows train CMSI alone: resnet10t+CMSI, resnet10t+CMSI label_smoothing=0.1, "
+                    "resnet10t+CMSI cmsi_box=beta, resnet10t+CMSI cutmix_minmax=[0.3,0.8].\n")
+    assert grid_note("variants", cfg, cmsi_only=True).startswith(
+        "resnet10t+CMSI: label_smoothing=0.0, cmsi_box=minmax, cutmix_minmax=[0.5,0.6];")
+    layers, note = one_modality_rows(grid_entries("layers", cfg), ["image"])
+    assert layers == [(f"layer{k}", {"interaction": "cmsi", "layer": k}) for k in (1, 2, 3, 4)]
+    assert note.endswith(", so these rows train CMSI alone: layer1, layer2, layer3, layer4.\n")
+    picked = pick_rows(grid_entries("components", cfg), ["resnet10t+CMSI+CMCI"])
+    assert one_modality_rows(picked, ["text"])[0] == [("resnet10t", {"interaction": "none"}),
+                                                      ("resnet10t+CMSI", {"interaction": "cmsi"})]
 
 
 @pytest.mark.slow

@@ -119,30 +119,57 @@ def pick_rows(entries: list[tuple[str, dict]], names: list[str] | None) -> list[
     return [entry for i, entry in enumerate(entries) if i == 0 or entry[0] in names]
 
 
-def without_cmci(entries: list[tuple[str, dict]], modalities: list[str]) -> tuple[list[tuple[str, dict]], str]:
-    """On data with one modality, ``entries`` less the rows that use CMCI, and the table's note
-    saying so ('' and every entry otherwise). CMCI swaps channels between samples of different
-    modalities, so with one it never fires (``interactions_fired`` counts 0): its rows could only
-    repeat another row (+CMSI+CMCI is +CMSI bit for bit) or differ by ``L_dual`` being a second
-    cross-entropy on unchanged maps (+CMCI against the plain network)."""
-    left_out = [name for name, overrides in entries if "cmci" in overrides.get("interaction", "")]
-    if len(modalities) != 1 or not left_out:
+def one_modality_rows(entries: list[tuple[str, dict]],
+                      modalities: list[str]) -> tuple[list[tuple[str, dict]], str]:
+    """On data with one modality, the grid's rows as they can differ there, and the table's note
+    saying so ('' and every entry unchanged otherwise).
+
+    CMCI swaps channels between samples of different modalities, so with one it never fires
+    (``interactions_fired`` counts 0) and CMSI+CMCI trains as CMSI bit for bit. So every row that
+    uses CMCI trains CMSI alone (``interaction: cmsi``, ``+CMSI+CMCI`` renamed ``+CMSI``, a
+    ``cmci_mode`` setting dropped), and a row that would then repeat an earlier one, or whose only
+    interaction is CMCI (the plain network plus ``L_dual`` on unchanged maps), is left out.
+    """
+    if len(modalities) != 1:
         return entries, ""
-    kept = [(name, overrides) for name, overrides in entries if name not in left_out]
-    return kept, (f"One modality ({modalities[0]}): CMCI swaps channels between modalities and "
-                  f"never fires here, so its rows ({', '.join(left_out)}) are left out.\n")
+    kept: list[tuple[str, dict]] = []
+    left_out, changed = [], []
+    for name, overrides in entries:
+        interaction = overrides.get("interaction", "")
+        cmsi_there = interaction == "cmsi+cmci"
+        if cmsi_there:
+            overrides = {k: v for k, v in overrides.items() if k != "cmci_mode"} | {"interaction": "cmsi"}
+        if (not cmsi_there and "cmci" in interaction) or overrides in [o for _, o in kept]:
+            left_out.append(name)
+            continue
+        if cmsi_there:
+            name = " ".join(part for part in name.replace("+CMSI+CMCI", "+CMSI").split(" ")
+                            if not part.startswith("cmci_mode="))
+            changed.append(name)
+        kept.append((name, overrides))
+    if not left_out and not changed:
+        return entries, ""
+    note = f"One modality ({modalities[0]}): CMCI swaps channels between modalities and never fires here"
+    if left_out:
+        note += f", so its rows ({', '.join(left_out)}) are left out"
+    if changed:
+        note += f"{' and' if left_out else ', so'} these rows train CMSI alone: {', '.join(changed)}"
+    return kept, note + ".\n"
 
 
 def _value(v: object) -> str:
     return "[" + ",".join(map(str, v)) + "]" if isinstance(v, list) else str(v)
 
 
-def grid_note(grid: str, cfg: Config) -> str:
-    """The line a variant grid's table adds: the settings of its DCINet row ('' for the others)."""
+def grid_note(grid: str, cfg: Config, cmsi_only: bool = False) -> str:
+    """The line a variant grid's table adds: the settings of its DCINet row ('' for the others).
+    ``cmsi_only``: on one modality, where that row trains CMSI alone (:func:`one_modality_rows`)."""
     if grid not in VARIANT_GRIDS:
         return ""
-    values = ", ".join(f"{k}={_value(getattr(cfg, k))}" for k in VARIANT_KEYS)
-    return f"{cfg.backbone}+CMSI+CMCI: {values}; each other DCINet row changes what its name says.\n"
+    keys = [k for k in VARIANT_KEYS if not (cmsi_only and k == "cmci_mode")]
+    values = ", ".join(f"{k}={_value(getattr(cfg, k))}" for k in keys)
+    row = f"{cfg.backbone}+CMSI" if cmsi_only else f"{cfg.backbone}+CMSI+CMCI"
+    return f"{row}: {values}; each other DCINet row changes what its name says.\n"
 
 
 def run_folder(name: str) -> str:
@@ -180,7 +207,8 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
     """Train and evaluate every entry of ``grid`` for ``seeds`` seeds; returns the table path.
 
     ``rows``: only these rows and the baseline (:func:`pick_rows`). On data with one modality
-    the components grid leaves out its CMCI rows (:func:`without_cmci`).
+    the rows that use CMCI train CMSI alone, and those left the same as another are left out
+    (:func:`one_modality_rows`).
 
     ``inference`` sets the device of training and evaluation, and the evaluation's batch size
     and workers (default: the CPU). Under ``torchrun`` the ranks train and evaluate together;
@@ -193,12 +221,11 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
         raise DcinetError("--seeds must be >= 1")
     # refused settings leave no folder behind
     entries = pick_rows(grid_entries(grid, cfg, backbones), rows)
-    note = grid_note(grid, cfg)
-    if grid == "components":
-        entries, left_out = without_cmci(entries, train_modalities(read_configured(data, cfg), cfg))
-        note += left_out
-        if left_out and progress:
-            print(left_out, end="", flush=True)
+    modalities = train_modalities(read_configured(data, cfg), cfg)
+    entries, one_modality = one_modality_rows(entries, modalities)
+    note = grid_note(grid, cfg, cmsi_only=len(modalities) == 1) + one_modality
+    if one_modality and progress:
+        print(one_modality, end="", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[RetrievalResult]] = {}
     curves: dict[str, list[tuple[int, float]]] = {}
