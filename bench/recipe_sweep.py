@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from dcinet.config import load_config
+from dcinet.config import Config, load_config
 from dcinet.retrieval.evaluate import evaluate_run
 from dcinet.rundir import read_metrics
 from dcinet.train.loop import train_or_resume
@@ -62,7 +62,7 @@ UNITS: dict[str, tuple[str, dict | None]] = {
 }
 
 
-def unit_config(unit: str, split: str):
+def unit_config(unit: str, split: str) -> Config:
     """The validated config of a unit on ``split`` (``val`` holds 20 % of the training photos out)."""
     changes = UNITS[unit][1]
     recipe = {} if changes is None else {**BEFORE, **changes}

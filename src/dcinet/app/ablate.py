@@ -136,13 +136,13 @@ def one_modality_rows(entries: list[tuple[str, dict]],
     left_out, changed = [], []
     for name, overrides in entries:
         interaction = overrides.get("interaction", "")
-        cmsi_there = interaction == "cmsi+cmci"
-        if cmsi_there:
+        both = interaction == "cmsi+cmci"
+        if both:
             overrides = {k: v for k, v in overrides.items() if k != "cmci_mode"} | {"interaction": "cmsi"}
-        if (not cmsi_there and "cmci" in interaction) or overrides in [o for _, o in kept]:
+        if interaction == "cmci" or overrides in [other for _, other in kept]:
             left_out.append(name)
             continue
-        if cmsi_there:
+        if both:
             name = " ".join(part for part in name.replace("+CMSI+CMCI", "+CMSI").split(" ")
                             if not part.startswith("cmci_mode="))
             changed.append(name)
