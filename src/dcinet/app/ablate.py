@@ -33,6 +33,7 @@ from dcinet.retrieval.evaluate import evaluate_run
 from dcinet.retrieval.features import Inference
 from dcinet.retrieval.result import RetrievalResult, short
 from dcinet.train.loop import train_or_resume
+from dcinet.train.parallel import check_jobs, train_runs
 from dcinet.train.plots import plot_curves
 
 PER_QUERY_FILE = "eval_per_query.npz"
@@ -203,7 +204,8 @@ def _mean_std(values: list[float]) -> str:
 
 def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
              backbones: list[str] | None = None, progress: bool = True,
-             inference: Inference | None = None, rows: list[str] | None = None) -> Path:
+             inference: Inference | None = None, rows: list[str] | None = None,
+             jobs: int = 1) -> Path:
     """Train and evaluate every entry of ``grid`` for ``seeds`` seeds; returns the table path.
 
     ``rows``: only these rows and the baseline (:func:`pick_rows`). On data with one modality
@@ -212,13 +214,15 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
 
     ``inference`` sets the device of training and evaluation, and the evaluation's batch size
     and workers (default: the CPU). Under ``torchrun`` the ranks train and evaluate together;
-    rank 0 writes the table.
+    rank 0 writes the table. ``jobs`` > 1 trains that many runs at once on the CPU
+    (:func:`~dcinet.train.parallel.train_runs`), then evaluates them one by one.
     """
     inference = inference or Inference()
     # one process: its device; torchrun: each rank's own GPU (LOCAL_RANK)
     device = inference.device.type if inference.dist.enabled else str(inference.device)
     if seeds < 1:
         raise DcinetError("--seeds must be >= 1")
+    check_jobs(jobs, inference.device, inference.dist.enabled)
     # refused settings leave no folder behind
     entries = pick_rows(grid_entries(grid, cfg, backbones), rows)
     modalities = train_modalities(read_configured(data, cfg), cfg)
@@ -226,23 +230,26 @@ def run_grid(grid: str, cfg: Config, data: Path, out: Path, seeds: int = 1,
     note = grid_note(grid, cfg, cmsi_only=len(modalities) == 1) + one_modality
     if one_modality and progress:
         print(one_modality, end="", flush=True)
+    runs = [(name, replace(cfg, **overrides, seed=seed).validate(),
+             out / f"{run_folder(name)}-s{seed}")
+            for name, overrides in entries for seed in range(cfg.seed, cfg.seed + seeds)]
     out.mkdir(parents=True, exist_ok=True)
+    if jobs > 1:
+        train_runs([(run_cfg, run_dir) for _, run_cfg, run_dir in runs], data, jobs,
+                   progress=progress)
     results: dict[str, list[RetrievalResult]] = {}
     curves: dict[str, list[tuple[int, float]]] = {}
-    for name, overrides in entries:
-        for seed in range(cfg.seed, cfg.seed + seeds):
-            run_cfg = replace(cfg, **overrides, seed=seed).validate()
-            run_dir = out / f"{run_folder(name)}-s{seed}"
-            if progress:
-                weights = f", pretrained={run_cfg.pretrained}" if run_cfg.pretrained else ""
-                print(f"== {grid}: {name}{weights}, seed {seed} -> {run_dir}", flush=True)
-            history = train_or_resume(run_cfg, data, run_dir, progress, device)
-            result = evaluate_run(run_dir, data, run_cfg.format, inference=inference)
-            if result is not None:
-                results.setdefault(name, []).append(result)
-                result.save_per_query(run_dir / PER_QUERY_FILE)
-            if seed == cfg.seed:
-                curves[name] = [(r["epoch"], r["loss"]) for r in history]
+    for name, run_cfg, run_dir in runs:
+        if progress:
+            weights = f", pretrained={run_cfg.pretrained}" if run_cfg.pretrained else ""
+            print(f"== {grid}: {name}{weights}, seed {run_cfg.seed} -> {run_dir}", flush=True)
+        history = train_or_resume(run_cfg, data, run_dir, progress, device)
+        result = evaluate_run(run_dir, data, run_cfg.format, inference=inference)
+        if result is not None:
+            results.setdefault(name, []).append(result)
+            result.save_per_query(run_dir / PER_QUERY_FILE)
+        if run_cfg.seed == cfg.seed:
+            curves[name] = [(r["epoch"], r["loss"]) for r in history]
     path = out / f"{grid}.md"
     if not inference.dist.is_main:
         return path

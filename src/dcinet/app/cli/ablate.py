@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--row", action="append", dest="rows", metavar="NAME",
                    help="run only this row of the grid (its name in the table, e.g. "
                         "resnet10t+CMSI+CMCI) and the baseline, its first row; repeatable")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train N runs at once on the CPU, each in its own process with 1/N of the "
+                        "threads, then evaluate them (default 1)")
     p.add_argument("--quiet", action="store_true")
     add_inference(p)
     p.add_argument("overrides", nargs="*", metavar="key=value")
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else None
     inference = inference_from_args(args)
     path = run_grid(args.grid, cfg, args.data, args.out, args.seeds, backbones, not args.quiet,
-                    inference, args.rows)
+                    inference, args.rows, args.jobs)
     if not inference.dist.is_main:
         return 0
     print(path.read_text())
