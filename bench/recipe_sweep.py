@@ -11,10 +11,13 @@ own gallery; ``i2all`` keeps it) on ``--split``:
 * ``val``: ``val_fraction=0.2`` of each class's training photos held out, trained on the rest;
   for choosing between settings without looking at the test split.
 
-A unit whose run already finished in ``OUT/<split>/<unit>`` is reused (only evaluated), so a second
-call costs the evaluations only.
+``--epochs N`` trains N epochs instead of 3 (the preset's own schedule is 10), into
+``OUT/<split>-<N>ep/<unit>``. A unit whose run already finished in ``OUT/<split>/<unit>`` is reused
+(only evaluated), so a second call costs the evaluations only. ``--jobs N`` trains N units at a
+time, each in its own process with 1/N of the threads (:func:`dcinet.train.parallel.train_runs`).
 
-Run: ``python bench/recipe_sweep.py OUT [--split test|val] [--units no_aug,px144] [--json F]``
+Run: ``python bench/recipe_sweep.py OUT [--split test|val] [--units no_aug,px144] [--epochs N]
+[--jobs N] [--json F]``
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dcinet.config import Config, load_config
 from dcinet.retrieval.evaluate import evaluate_run
 from dcinet.rundir import read_metrics
 from dcinet.train.loop import train_or_resume
+from dcinet.train.parallel import train_runs
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cub100"
 PRESET = "cpu-pretrained"
@@ -62,25 +66,30 @@ UNITS: dict[str, tuple[str, dict | None]] = {
 }
 
 
-def unit_config(unit: str, split: str) -> Config:
+def unit_config(unit: str, split: str, epochs: int = COMMON["epochs"]) -> Config:
     """The validated config of a unit on ``split`` (``val`` holds 20 % of the training photos out)."""
     changes = UNITS[unit][1]
     recipe = {} if changes is None else {**BEFORE, **changes}
     val = {"val_fraction": 0.2} if split == "val" else {}
-    return load_config(PRESET, {**COMMON, **recipe, **val}).validate()
+    return load_config(PRESET, {**COMMON, **recipe, **val, "epochs": epochs}).validate()
 
 
-def run_unit(unit: str, split: str, data: Path, out: Path) -> dict:
+def unit_folder(out: Path, unit: str, split: str, epochs: int = COMMON["epochs"]) -> Path:
+    """``OUT/<split>/<unit>`` for the sweep's 3 epochs, ``OUT/<split>-<N>ep/<unit>`` for N others."""
+    return out / (split if epochs == COMMON["epochs"] else f"{split}-{epochs}ep") / unit
+
+
+def run_unit(unit: str, split: str, data: Path, out: Path, epochs: int = COMMON["epochs"]) -> dict:
     """Train (or reuse) and evaluate one unit; its row of the table."""
-    run_dir = out / split / unit
+    run_dir = unit_folder(out, unit, split, epochs)
     print(f"== {unit} -> {run_dir}", flush=True)
-    train_or_resume(unit_config(unit, split), data, run_dir, True, "cpu")
+    train_or_resume(unit_config(unit, split, epochs), data, run_dir, True, "cpu")
     result = evaluate_run(run_dir, data, "cub", resamples=0, split=split)
     return {"unit": unit, "changes": UNITS[unit][0], **result.directions,
             "train_s": sum(row["seconds"] for row in read_metrics(run_dir))}
 
 
-def table(rows: list[dict], split: str) -> str:
+def table(rows: list[dict], split: str, epochs: int = COMMON["epochs"]) -> str:
     base = next((r["i2i"] for r in rows if r["unit"] == "before"), None)
     lines = ["| unit | changes | i2i | i2all | Δ i2i vs before | train time |",
              "|---|---|---|---|---|---|"]
@@ -88,7 +97,7 @@ def table(rows: list[dict], split: str) -> str:
         delta = "" if base is None or r["unit"] == "before" else f"{r['i2i'] - base:+.3f}"
         lines.append(f"| {r['unit']} | {r['changes']} | {r['i2i']:.3f} | {r['i2all']:.3f} | "
                      f"{delta} | {r['train_s'] / 60:.1f} min |")
-    lines += ["", f"cub100 ({split} split), cpu-pretrained's plain network, 3 epochs, seed 0, "
+    lines += ["", f"cub100 ({split} split), cpu-pretrained's plain network, {epochs} epochs, seed 0, "
                   "efficientnet_lite0 from the ImageNet weights."]
     return "\n".join(lines)
 
@@ -99,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--split", choices=("test", "val"), default="test")
     parser.add_argument("--units", help=f"comma-separated, from: {', '.join(UNITS)} (default: all)")
+    parser.add_argument("--epochs", type=int, default=COMMON["epochs"])
+    parser.add_argument("--jobs", type=int, default=1, help="units trained at once (default 1)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     units = args.units.split(",") if args.units else list(UNITS)
@@ -107,15 +118,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown unit(s) {', '.join(unknown)} (choose from {', '.join(UNITS)})",
               file=sys.stderr)
         return 2
+    if args.epochs < 1 or args.jobs < 1:
+        print("error: --epochs and --jobs must be >= 1", file=sys.stderr)
+        return 2
     if not (args.data / "images.txt").is_file():
         print(f"error: {args.data} is not a CUB-layout dataset (no images.txt)", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    rows = [run_unit(u, args.split, args.data, args.out) for u in units]
-    print(table(rows, args.split))
+    if args.jobs > 1:
+        train_runs([(unit_config(u, args.split, args.epochs),
+                     unit_folder(args.out, u, args.split, args.epochs)) for u in units],
+                   args.data, args.jobs)
+    rows = [run_unit(u, args.split, args.data, args.out, args.epochs) for u in units]
+    print(table(rows, args.split, args.epochs))
     print(f"({time.perf_counter() - started:.0f} s)")
     if args.json:
-        args.json.write_text(json.dumps({"split": args.split, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"split": args.split, "epochs": args.epochs, "rows": rows},
+                                        indent=1))
     return 0
 
 

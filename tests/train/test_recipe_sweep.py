@@ -44,6 +44,9 @@ def test_each_unit_changes_only_its_keys_from_the_first_recipe():
     preset = load_config(sweep.PRESET, sweep.COMMON).validate()
     assert _differences(sweep.unit_config("after", "test"), preset) == set()
     assert _differences(sweep.unit_config("after", "val"), preset) == {"val_fraction"}
+    assert _differences(sweep.unit_config("none144", "val", 10), sweep.unit_config("none144", "val")) == {"epochs"}
+    assert sweep.unit_folder(Path("o"), "after", "val") == Path("o/val/after")
+    assert sweep.unit_folder(Path("o"), "after", "val", 10) == Path("o/val-10ep/after")
 
 
 @pytest.mark.slow
@@ -63,11 +66,17 @@ def test_a_small_sweep_trains_evaluates_and_reuses_its_runs(shared_data, tmp_pat
     mtimes = [p.stat().st_mtime for p in weights]
     assert sweep.main(args) == 0  # reused: nothing trained again
     assert [p.stat().st_mtime for p in weights] == mtimes
+    # another schedule, two units at a time: its own folders, the epochs in the caption
+    assert sweep.main([*args, "--epochs", "1", "--jobs", "2"]) == 0
+    assert "ready: " in capsys.readouterr().out and "1 epochs, seed 0" in sweep.table(rows, "val", 1)
+    assert len(list(out.glob("val-1ep/*/model-1.safetensors"))) == 2
+    assert json.loads(report.read_text())["epochs"] == 1
 
 
 @pytest.mark.parametrize("args, message", [
     (["--units", "before,no_such"], "error: unknown unit(s) no_such"),
     (["--data", "."], "is not a CUB-layout dataset"),
+    (["--jobs", "0"], "error: --epochs and --jobs must be >= 1"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert sweep.main([str(tmp_path / "out"), *args]) == 2
