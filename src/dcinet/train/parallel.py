@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -53,18 +53,16 @@ def train_runs(runs: list[tuple[Config, Path]], data_root: Path, jobs: int,
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=torch.set_num_threads,
                              initargs=(threads,)) as pool:
-        pending = {pool.submit(_train, cfg, data_root, run_dir): run_dir for cfg, run_dir in runs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                run_dir = pending.pop(future)
-                if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise future.exception()
-                if progress:
-                    print(f"ready: {run_dir} ({future.result() / 60:.1f} min, {threads} "
-                          f"thread(s))", flush=True)
+        futures = {pool.submit(_train, cfg, data_root, run_dir): run_dir for cfg, run_dir in runs}
+        for future in as_completed(futures):
+            error = future.exception()
+            if error is not None:
+                for other in futures:
+                    other.cancel()
+                raise error
+            if progress:
+                print(f"ready: {futures[future]} ({future.result() / 60:.1f} min, {threads} "
+                      f"thread(s))", flush=True)
 
 
 def _train(cfg: Config, data_root: Path, run_dir: Path) -> float:
