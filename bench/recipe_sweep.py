@@ -12,8 +12,8 @@ own gallery; ``i2all`` keeps it) on ``--split``:
   for choosing between settings without looking at the test split.
 
 ``--epochs N`` trains N epochs instead of 3 (the preset's own schedule is 10), into
-``OUT/<split>-<N>ep/<unit>``. A unit whose run already finished in ``OUT/<split>/<unit>`` is reused
-(only evaluated), so a second call costs the evaluations only. ``--jobs N`` trains N units at a
+``OUT/<split>-<N>ep/<unit>`` (3 epochs: ``OUT/<split>/<unit>``). A unit whose run already finished
+in its folder is reused (only evaluated), so a second call costs the evaluations only. ``--jobs N`` trains N units at a
 time, each in its own process with 1/N of the threads (:func:`dcinet.train.parallel.train_runs`).
 
 Run: ``python bench/recipe_sweep.py OUT [--split test|val] [--units no_aug,px144] [--epochs N]

@@ -19,6 +19,7 @@ import torch
 
 from dcinet.config import Config
 from dcinet.errors import DcinetError
+from dcinet.train.loop import train_or_resume
 
 
 def check_jobs(jobs: int, device: torch.device, distributed: bool) -> None:
@@ -69,8 +70,6 @@ def _train(cfg: Config, data_root: Path, run_dir: Path) -> float:
     """One run in a worker process; its wall-clock seconds. A user error crosses back to the
     parent as a plain :class:`DcinetError` with the same message (its subclasses' arguments do
     not survive pickling)."""
-    from dcinet.train.loop import train_or_resume
-
     started = time.perf_counter()
     try:
         train_or_resume(cfg, data_root, run_dir, progress=False, device="cpu")
