@@ -54,3 +54,16 @@ def test_checkpoint_leftover_names_match_the_temporaries_written_here(tmp_path, 
                                                           real_replace(src, dst)))
     atomic_write_bytes(tmp_path / "checkpoint.json", b"{}")
     assert len(seen) == 1 and TEMP_FILE.fullmatch(seen[0])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "run.json", b"{}")
+        atomic_save_npy(tmp_path / "a.npy", np.zeros(3))
+        (tmp_path / "plain.txt").write_bytes(b"")  # what an ordinary open() gives
+    finally:
+        os.umask(old)
+    for name in ("run.json", "a.npy", "plain.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name

@@ -1,4 +1,8 @@
-"""Atomic file writes: readers see the old file or the new one, never a half-written one."""
+"""Atomic file writes: readers see the old file or the new one, never a half-written one.
+
+The new file gets the mode an ordinary ``open(path, "w")`` would give it (``0o666`` less the
+process's umask), not the ``0o600`` of :func:`tempfile.mkstemp`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,21 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``/proc/self/status``);
+    elsewhere set and restored at once (``os.umask`` has no read-only form)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_file(path: Path, write: Callable[[Path], None], durable: bool = True) -> None:
@@ -25,7 +44,10 @@ def atomic_write_file(path: Path, write: Callable[[Path], None], durable: bool =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         write(Path(tmp))
         if durable:

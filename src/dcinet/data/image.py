@@ -42,7 +42,10 @@ def open_image(src: ImageSource, name: str | None = None) -> Image.Image:
         with handle, Image.open(handle) as img:
             img.load()
             return img.convert("RGB")
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:  # its message holds the path or a repr of the buffer
+        raise DecodeError(name, "bad_image", "cannot decode image: not a format PIL reads "
+                          "(a corrupt file, or not an image)") from None
+    except Image.DecompressionBombError as exc:
         raise DecodeError(name, "bad_image", f"cannot decode image ({exc})") from None
     except Exception as exc:  # decoders of damaged files raise many types (struct.error, ...)
         raise DecodeError(name, "bad_image", f"cannot decode image, truncated or corrupt ({exc})") from None

@@ -7,6 +7,7 @@ reader called without one raises :class:`~dcinet.errors.DcinetError` on the firs
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,15 +53,27 @@ class Problem:
         return f"{KINDS.get(self.kind, self.kind)}: {where}: {self.message}"
 
 
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*? at 0x[0-9a-fA-F]+>")
+_EMPTY_BRACKETS = re.compile(r"\s*\(\s*\)")
+
+
+def plain_text(text: str) -> str:
+    """``text`` without the reprs of Python objects (``<_io.BytesIO object at 0x7f...>``) that
+    decoders put in their messages: they mean nothing to a user. Brackets left empty go too."""
+    return _EMPTY_BRACKETS.sub("", _OBJECT_REPR.sub("", text)).strip()
+
+
 class DecodeError(DcinetError):
     """A media file that cannot be used; raised by the per-modality decoders.
 
     Attributes:
         name: the file (or ``<bytes>``); kind: a key of :data:`KINDS`; reason: what is wrong,
-        without the file name (the checker puts that in :attr:`Problem.path`).
+        without the file name (the checker puts that in :attr:`Problem.path`) and without object
+        reprs (:func:`plain_text`).
     """
 
     def __init__(self, name: str, kind: str, reason: str) -> None:
+        reason = plain_text(reason)
         super().__init__(f"{name}: {reason}")
         self.name, self.kind, self.reason = name, kind, reason
 

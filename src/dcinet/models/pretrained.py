@@ -23,7 +23,7 @@ classifier, whose width is the dataset's class count). Nothing matching is an er
 from __future__ import annotations
 
 import math
-import warnings
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.error import URLError
@@ -61,15 +61,30 @@ class PretrainedReport:
     mismatched: list[str] = field(default_factory=list)  # same name, different shape
 
     def summary(self) -> str:
-        parts = [f"{len(self.loaded)} tensors loaded from {self.source}"]
-        for what, names in (("resampled to the backbone", self.resampled),
-                            ("shape mismatch, skipped", self.mismatched),
-                            ("missing in the file", self.missing),
-                            ("not in the backbone", self.unexpected)):
-            if names:
-                shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-                parts.append(f"{len(names)} {what} ({shown})")
+        """One plain line: ``loaded 294 of 296 tensors from SRC; skipped: classifier.weight,
+        classifier.bias (shape)``; the file's other tensors are named as ``(not in the backbone)``,
+        the backbone's tensors the file lacks as ``not in the file: ...``, fitted ones as
+        ``resampled: ...`` (at most :data:`SHOWN` names each, then a count)."""
+        total = len(self.loaded) + len(self.mismatched) + len(self.unexpected)
+        parts = [f"loaded {len(self.loaded)} of {total} tensors from {self.source}"]
+        if self.resampled:
+            parts.append(f"resampled: {_names(self.resampled)}")
+        skipped = [f"{_names(names)} ({why})" for names, why in
+                   ((self.mismatched, "shape"), (self.unexpected, "not in the backbone")) if names]
+        if skipped:
+            parts.append("skipped: " + ", ".join(skipped))
+        if self.missing:
+            parts.append(f"not in the file: {_names(self.missing)}")
         return "; ".join(parts)
+
+
+SHOWN = 4
+"""Tensor names a report line shows per kind before counting the rest."""
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:SHOWN])
+    return shown + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
 
 
 def packaged_weights_path(name: str) -> Path:
@@ -239,8 +254,8 @@ def load_matching(net: nn.Module, state: dict[str, torch.Tensor], source: str) -
 
 
 def load_pretrained(net: nn.Module, spec: str) -> PretrainedReport:
-    """Load the weights ``spec`` names into the timm model ``net`` (in place) and return what
-    happened; what could not be used is also warned about.
+    """Load the weights ``spec`` names into the timm model ``net`` (in place), print what
+    happened as one line on stderr (:meth:`PretrainedReport.summary`) and return it.
 
     Args:
         net: a timm model (before the CCRN split).
@@ -251,6 +266,5 @@ def load_pretrained(net: nn.Module, spec: str) -> PretrainedReport:
             obtainable offline, or no tensor matching ``net``.
     """
     report = load_matching(net, *pretrained_state_dict(net, spec))
-    if report.missing or report.unexpected or report.mismatched:
-        warnings.warn(report.summary(), stacklevel=2)
+    print(report.summary(), file=sys.stderr)
     return report
