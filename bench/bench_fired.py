@@ -53,7 +53,7 @@ def one_epoch(samples: list[Sample], b: int, class_aware: bool, k: int, mode: st
         y = labels_of[step]  # modality-major: b images, b audio, b texts
         ids = modality_ids([b] * len(MODALITIES), torch.device("cpu"))
         maps = torch.zeros(len(step), 3, side, side)
-        _, soft, perm, lam = cmsi(maps, y, int(labels_of.max()) + 1)
+        _, soft, perm, lam, _ = cmsi(maps, y, int(labels_of.max()) + 1)
         lams.append(lam)
         changed = torch.full(ids.shape, lam < 1.0)
         fired = {"cmsi": count_by_modality(MODALITIES, ids[perm], changed=changed)}

@@ -29,6 +29,7 @@ PRESET_DIR = Path(__file__).parent / "configs"
 INTERACTIONS = ("none", "cmsi", "cmci", "cmsi+cmci")
 CMCI_MODES = ("paper", "symmetric")  # who receives channels in a CMCI triple (interaction.cmci_sources)
 CMSI_BOXES = ("minmax", "beta")  # how CMSI's CutMix box is drawn (interaction.MixupSettings)
+CMSI_PAIRS = ("flip", "cross")  # which map CMSI takes each box from (interaction.cmsi)
 METHODS = ("dcinet", "fgcrossnet")
 SAMPLERS = ("random", "class_aware")
 SCHEDULERS = ("none", "cosine", "step")
@@ -36,11 +37,11 @@ FEATURES = ("softmax", "logits", "embedding")
 TEXT_EMBEDDINGS = ("onehot", "embedding")
 FORMATS = ("folder", "fgxmedia", "cub")
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"  # --device (dcinet.distributed.resolve_device)
-# `dcinet ablate --grid`: Tables 1-2, Table 3, Table 4, DCINet against the FGCrossNet baseline, and
-# the method variants (CMCI triples, CMSI label smoothing, CMSI boxes, all of them) against the plain
-# network and the paper's DCINet
+# `dcinet ablate --grid`: Tables 1-2, Table 3, Table 4, DCINet against the FGCrossNet baseline (and
+# the frozen-encoder probe), and the method variants (CMCI triples, CMSI label smoothing, CMSI boxes,
+# CMSI pairs, all of them) against the plain network and the paper's DCINet
 ABLATION_GRIDS = ("components", "layers", "backbones", "methods", "cmci_modes", "cmsi_smoothing",
-                  "cmsi_boxes", "variants")
+                  "cmsi_boxes", "cmsi_pairs", "variants")
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Config:
     label_smoothing: float = 0.0  # CMSI's soft targets; not in the paper (timm's default: 0.1)
     cmsi_box: str = "minmax"  # minmax (paper: sides from cutmix_minmax) | beta (lambda ~ Beta(cutmix_alpha))
     # --- CMCI (§3.3) ---
+    cmsi_pairs: str = "flip"  # flip (§4.2 code: shuffle, box from map N-1-i) | cross (eqs. 2-5: from a random map of another modality)
     cmci_mode: str = "paper"  # paper (a triple's first map receives) | symmetric (all three receive)
     # --- losses (§3.4, eq. 8) ---
     w_modal: float = 1.0  # weight of L_img + L_aud + L_txt
@@ -254,6 +256,7 @@ RULES: dict[str, Rule] = {
     "w_modal": _WEIGHT,
     "w_dual": _WEIGHT,
     "w_center": _WEIGHT,
+    "cmsi_pairs": _one_of(CMSI_PAIRS),
     "w_quadruplet": _WEIGHT,
     "quadruplet_margin1": _WEIGHT,
     "quadruplet_margin2": _WEIGHT,

@@ -33,7 +33,12 @@ def test_variant_grids_try_each_setting_beside_the_plain_network_and_the_paper()
     assert [name for name, _ in variants] == [
         "resnet10t", "resnet10t+CMSI+CMCI", "resnet10t+CMSI+CMCI cmci_mode=symmetric",
         "resnet10t+CMSI+CMCI label_smoothing=0.1", "resnet10t+CMSI+CMCI cmsi_box=beta",
-        "resnet10t+CMSI+CMCI cutmix_minmax=[0.3,0.8]"]
+        "resnet10t+CMSI+CMCI cutmix_minmax=[0.3,0.8]", "resnet10t+CMSI+CMCI cmsi_pairs=cross"]
+    assert grid_entries("cmsi_pairs", cfg) == [
+        PLAIN, DCINET, ("resnet10t+CMSI+CMCI cmsi_pairs=cross",
+                        {"interaction": "cmsi+cmci", "cmsi_pairs": "cross"})]
+    cross = load_config("cpu-tiny", ["cmsi_pairs=cross"])
+    assert [n for n, _ in grid_entries("cmsi_pairs", cross)][2:] == ["resnet10t+CMSI+CMCI cmsi_pairs=flip"]
     for _, overrides in variants:
         replace(cfg, **overrides).validate()
     # the DCINet row is the components grid's, so the two grids share its runs
@@ -50,7 +55,7 @@ def test_the_config_own_value_is_the_dcinet_row_and_the_other_one_is_tried():
         "resnet10t+CMSI+CMCI cmsi_box=minmax", "resnet10t+CMSI+CMCI cmsi_box=minmax cutmix_minmax=[0.3,0.8]"]
     note = grid_note("variants", cfg)
     assert note.startswith("resnet10t+CMSI+CMCI: cmci_mode=symmetric, label_smoothing=0.1, "
-                           "cmsi_box=minmax, cutmix_minmax=[0.5,0.6];")
+                           "cmsi_box=minmax, cutmix_minmax=[0.5,0.6], cmsi_pairs=flip;")
     assert grid_note("components", cfg) == ""
 
 

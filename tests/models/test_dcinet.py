@@ -79,7 +79,7 @@ def test_dual_loss_is_cmsi_then_cmci_then_submodule2():
     modality_ids = torch.arange(3).repeat_interleave(4)
     _seed(5)
     maps = model.ccrn.forward_features(x)
-    mixed, soft, perm, _ = cmsi(maps, y, K)
+    mixed, soft, perm, _, _ = cmsi(maps, y, K)
     mixed, soft, _ = cmci(mixed, soft, y[perm], modality_ids[perm])
     expected = soft_target_cross_entropy(model.ccrn.forward_head(mixed), soft)
     assert torch.allclose(out["parts"]["l_dual"], expected, atol=1e-6)
@@ -130,17 +130,19 @@ def test_cmsi_fired_counts_follow_lambda_and_the_modality_of_each_box(monkeypatc
     model = _model("cmsi+cmci")
     _seed(6)
     fired = model(*_known_batch())["fired"]
-    _, _, perm, lam = seen[-1]
+    _, _, perm, lam, _ = seen[-1]
     assert lam == 0.75  # a 1 x 1 box on the 2 x 2 maps: every map changed
     modality = [i // 4 for i in perm.tolist()]  # the base map's modality: 0 image, 1 audio, 2 text
     for k, name in enumerate(ALL):
         cross = sum(1 for i in range(12) if modality[i] == k and modality[11 - i] != k)
-        assert fired["cmsi"][name] == {"maps": 4, "changed": 4, "cross_modal": cross}
+        assert fired["cmsi"][name] == {"maps": 4, "changed": 4, "cross_modal": cross,
+                                       "same_modality": 4 - cross}
         assert fired["cmci"][name]["maps"] == 4
     model.cmsi.settings = dataclasses.replace(model.cmsi.settings, prob=0.0)  # never mixes
     fired = model(*_known_batch())["fired"]
     assert seen[-1][3] == 1.0
-    assert all(c == {"maps": 4, "changed": 0, "cross_modal": 0} for c in fired["cmsi"].values())
+    assert all(c == {"maps": 4, "changed": 0, "cross_modal": 0, "same_modality": 0}
+               for c in fired["cmsi"].values())
     assert "fired" not in _model("none")(*_known_batch())
     assert "fired" not in model.eval()(*_known_batch())
 
@@ -245,12 +247,24 @@ def test_build_model_maps_the_variant_keys():
     tiny = ["img_size=32", "resize=40", "text_len=16", "layer=3"]
     paper = create_model(load_config("cpu-tiny", tiny), 5, ALL)
     assert paper.cmci.mode == "paper" and paper.cmsi.settings.box == "minmax"
-    assert paper.cmsi.settings.label_smoothing == 0.0
+    assert paper.cmsi.settings.label_smoothing == 0.0 and paper.cmsi.settings.pairs == "flip"
     cfg = load_config("cpu-tiny", [*tiny, "cmci_mode=symmetric", "cmsi_box=beta",
-                                   "label_smoothing=0.1"])
+                                   "label_smoothing=0.1", "cmsi_pairs=cross"])
     model = create_model(cfg, 5, ALL)
     assert model.cmci.mode == "symmetric" and model.cmsi.settings.box == "beta"
-    assert model.cmsi.settings.label_smoothing == 0.1
+    assert model.cmsi.settings.label_smoothing == 0.1 and model.cmsi.settings.pairs == "cross"
+    with pytest.raises(DcinetError, match="cmsi_pairs"):
+        load_config("cpu-tiny", [*tiny, "cmsi_pairs=nearest"])
+
+
+def test_cmsi_cross_fired_counts_have_no_same_modality_box():
+    model = _model("cmsi")
+    model.cmsi.settings = dataclasses.replace(model.cmsi.settings, pairs="cross")
+    for seed in range(3):
+        _seed(seed)
+        fired = model(*_known_batch())["fired"]
+        assert all(c == {"maps": 4, "changed": 4, "cross_modal": 4, "same_modality": 0}
+                   for c in fired["cmsi"].values())
 
 
 def test_forward_through_distributed_data_parallel(tmp_path):

@@ -14,6 +14,7 @@ from dcinet.models.interaction import (
     cmci,
     cmci_sources,
     cmsi,
+    cross_partners,
     feasible_minmax,
 )
 
@@ -38,9 +39,10 @@ def test_cmsi_soft_targets_follow_uncovered_area(side):
     maps = torch.randn(n, 4, side, side)
     labels = torch.arange(n)  # all distinct: the two weights of each row are separable
     before = maps.clone()
-    mixed, soft, perm, lam = cmsi(maps, labels, k)
+    mixed, soft, perm, lam, partner = cmsi(maps, labels, k)
     assert torch.equal(maps, before), "input modified in place"
-    assert sorted(perm.tolist()) == list(range(n))
+    assert sorted(perm.tolist()) == list(range(n)) and perm.device.type == "cpu"
+    assert torch.equal(partner, perm.flip(0))
     shuffled = maps[perm]
     box = _box(mixed, shuffled)
     rows, cols = box.any(dim=1).nonzero().flatten(), box.any(dim=0).nonzero().flatten()
@@ -62,7 +64,7 @@ def test_cmsi_soft_targets_follow_uncovered_area(side):
 def test_cmsi_non_square_and_small_maps(h, w):
     _seed(1)
     maps = torch.randn(4, 3, h, w)
-    mixed, soft, perm, _ = cmsi(maps, torch.tensor([0, 1, 2, 3]), 4)
+    mixed, soft, perm, _, _ = cmsi(maps, torch.tensor([0, 1, 2, 3]), 4)
     box = _box(mixed, maps[perm])
     for side, extent in ((h, box.any(dim=1).sum().item()), (w, box.any(dim=0).sum().item())):
         if int(0.6 * side) <= int(0.5 * side):  # timm's range is empty: exactly int(0.5 * side)
@@ -81,7 +83,7 @@ def test_feasible_minmax_raises_a_lower_end_below_one_pixel():
         assert lo == pytest.approx(1 / side, abs=1e-12)
     _seed(2)
     for _ in range(5):  # on a 3 x 3 map [0.3, 0.8] gives boxes of 1 or 2 px a side, never 0
-        mixed, _, perm, lam = cmsi(torch.randn(4, 2, 3, 3), torch.arange(4), 4,
+        mixed, _, perm, lam, _ = cmsi(torch.randn(4, 2, 3, 3), torch.arange(4), 4,
                                    MixupSettings(cutmix_minmax=(0.3, 0.8)))
         assert lam in (1 - 1 / 9, 1 - 2 / 9, 1 - 4 / 9)
 
@@ -93,7 +95,7 @@ def _lams(side: int, settings: MixupSettings, steps: int = 40) -> list[float]:
     lams = []
     for _ in range(steps):
         maps = torch.randn(6, 2, side, side)
-        mixed, soft, perm, lam = cmsi(maps, torch.arange(6), 6, settings)
+        mixed, soft, perm, lam, _ = cmsi(maps, torch.arange(6), 6, settings)
         box = _box(mixed, maps[perm])
         assert lam == pytest.approx(1.0 - box.float().mean().item())
         assert soft[0, perm[0]].item() == pytest.approx(lam, abs=1e-6)
@@ -123,7 +125,7 @@ def test_cmsi_beta_box_follows_timm_cutmix_and_reports_unmixed_steps():
     assert set(lams) <= {1.0, 0.75, 0.5, 0.0} and 1.0 in lams and 0.75 in lams
     _seed(1)
     maps = torch.randn(4, 2, 5, 5)
-    _, _, perm, lam = cmsi(maps, torch.arange(4), 4, MixupSettings(prob=0.0, box="beta"))
+    _, _, perm, lam, _ = cmsi(maps, torch.arange(4), 4, MixupSettings(prob=0.0, box="beta"))
     assert lam == 1.0  # mix_prob 0: never mixed
 
 
@@ -144,18 +146,18 @@ def test_cmsi_is_reproducible_from_the_global_rngs():
     _seed(3)
     second = cmsi(maps, labels, 3)
     assert all(torch.equal(a, b) for a, b in zip(first[:3], second[:3], strict=True))
-    assert first[3] == second[3]
+    assert first[3] == second[3] and torch.equal(first[4], second[4])
 
 
 def test_cmsi_settings_reach_timm():
     _seed(4)
     maps, labels = torch.randn(4, 2, 5, 5), torch.tensor([0, 1, 2, 3])
     smooth = MixupSettings(label_smoothing=0.1)
-    _, soft, _, _ = cmsi(maps, labels, 4, smooth)
+    _, soft, _, _, _ = cmsi(maps, labels, 4, smooth)
     assert torch.allclose(soft.sum(dim=1), torch.ones(4))
     assert soft.min().item() == pytest.approx(0.1 / 4)
     blend = MixupSettings(switch_prob=0.0)  # mixup instead of cutmix: a global blend
-    mixed, soft, perm, lam = cmsi(maps, labels, 4, blend)
+    mixed, soft, perm, lam, _ = cmsi(maps, labels, 4, blend)
     shuffled = maps[perm]
     assert soft[0, labels[perm][0]].item() == pytest.approx(lam)
     assert torch.allclose(mixed[0], lam * shuffled[0] + (1 - lam) * shuffled[3], atol=1e-6)
@@ -165,9 +167,84 @@ def test_cmsi_backward_through_inplace_relu():
     conv = torch.nn.Conv2d(3, 4, 3, padding=1)
     maps = F.relu(conv(torch.randn(4, 3, 6, 6)), inplace=True)
     _seed(5)
-    mixed, soft, _, _ = cmsi(maps, torch.tensor([0, 1, 0, 1]), 2)
+    mixed, soft, _, _, _ = cmsi(maps, torch.tensor([0, 1, 0, 1]), 2)
     (mixed.sum() + soft.sum()).backward()
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+
+
+CROSS = MixupSettings(pairs="cross")
+
+
+@pytest.mark.parametrize("sizes", [[4, 4, 4], [8, 8, 8], [3, 5], [1, 6], [2, 2, 2, 2], [5, 1, 1]])
+def test_cross_partners_are_always_of_another_modality(sizes):
+    ids = torch.arange(len(sizes)).repeat_interleave(torch.tensor(sizes))
+    for seed in range(20):
+        torch.manual_seed(seed)
+        partner = cross_partners(ids)
+        assert partner.dtype == torch.int64 and partner.shape == ids.shape
+        assert bool((ids[partner] != ids).all())
+
+
+def test_cross_partners_draw_uniformly_among_the_other_modalities():
+    # map 0 (image) among 2 audio + 2 text maps: each of the 4 about 1/4 of the time
+    ids = torch.tensor([0, 1, 1, 2, 2])
+    torch.manual_seed(0)
+    picks = torch.stack([cross_partners(ids)[0] for _ in range(4000)])
+    counts = torch.bincount(picks, minlength=5)
+    assert counts[0] == 0
+    assert ((counts[1:] - 1000).abs() < 120).all(), counts
+
+
+def test_cross_partners_with_one_modality_pick_another_map():
+    ids = torch.zeros(6, dtype=torch.int64)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        partner = cross_partners(ids)
+        assert bool((partner != torch.arange(6)).all()) and partner.max() < 6 and partner.min() >= 0
+
+
+def test_cmsi_cross_pastes_a_box_of_each_maps_partner():
+    _seed(7)
+    ids = torch.arange(3).repeat_interleave(3)  # N = 9: cross needs no even batch
+    maps, labels = torch.randn(9, 4, 6, 6), torch.arange(9)
+    mixed, soft, perm, lam, partner = cmsi(maps, labels, 9, CROSS, ids)
+    assert torch.equal(perm, torch.arange(9))
+    assert bool((ids[partner] != ids).all())
+    box = _box(mixed, maps)
+    assert 0 < box.sum() < 36
+    assert torch.equal(mixed[:, :, box], maps[partner][:, :, box])
+    assert torch.equal(mixed[:, :, ~box], maps[:, :, ~box])
+    assert lam == pytest.approx(1.0 - box.float().mean().item())
+    assert torch.allclose(soft[torch.arange(9), labels], torch.full((9,), lam))
+    assert torch.allclose(soft[torch.arange(9), labels[partner]], torch.full((9,), 1 - lam))
+    assert torch.allclose(soft.sum(dim=1), torch.ones(9))
+
+
+def test_cmsi_cross_blend_and_reproducibility_from_the_global_rngs():
+    ids = torch.tensor([0, 0, 1, 1, 2, 2])
+    maps, labels = torch.randn(6, 3, 5, 5), torch.tensor([0, 1, 0, 1, 2, 2])
+    blend = MixupSettings(pairs="cross", switch_prob=0.0)
+    _seed(8)
+    first = cmsi(maps, labels, 3, blend, ids)
+    _seed(8)
+    second = cmsi(maps, labels, 3, blend, ids)
+    assert all(torch.equal(a, b) for a, b in zip(first[:3], second[:3], strict=True))
+    assert first.lam == second.lam and torch.equal(first.partner, second.partner)
+    expected = first.lam * maps + (1 - first.lam) * maps[first.partner]
+    assert torch.allclose(first.mixed, expected, atol=1e-6)
+
+
+def test_cmsi_cross_keeps_the_graph_and_needs_modalities():
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    maps = F.relu(conv(torch.randn(4, 3, 6, 6)), inplace=True)
+    _seed(9)
+    mixed, soft, _, _, _ = cmsi(maps, torch.tensor([0, 1, 0, 1]), 2, CROSS, torch.tensor([0, 0, 1, 1]))
+    (mixed.sum() + soft.sum()).backward()
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    with pytest.raises(DcinetError, match="modality of each map"):
+        cmsi(torch.randn(4, 2, 4, 4), torch.arange(4), 4, CROSS)
+    with pytest.raises(DcinetError, match="cmsi_pairs"):
+        cmsi(torch.randn(4, 2, 4, 4), torch.arange(4), 4, MixupSettings(pairs="nearest"))
 
 
 def test_cmsi_rejects_odd_batches_and_tiny_maps():

@@ -41,17 +41,19 @@ PER_QUERY_FILE = "eval_per_query.npz"
 # Table 4: the paper preset's ResNet-50 (BiT ResNetV2-50x1, see configs/paper.yaml), VGG16 / 19, ViT.
 PAPER_BACKBONES = ("resnetv2_50x1_bit", "vgg16", "vgg19", "vit_base_patch16_224")
 
-# The method variants of issue 14 (config keys cmci_mode, label_smoothing, cmsi_box): per grid, the
-# settings tried beside the config's own; `variants` tries them all. A CutMix box of 30-80 % of
-# each side varies lambda as the Beta box does, within bounds (sides 4..10 px on a 14 x 14 map).
+# The method variants of issues 14 and 27 (config keys cmci_mode, label_smoothing, cmsi_box,
+# cmsi_pairs): per grid, the settings tried beside the config's own; `variants` tries them all. A
+# CutMix box of 30-80 % of each side varies lambda as the Beta box does, within bounds (sides 4..10
+# px on a 14 x 14 map). cmsi_pairs: §4.2's flipped shuffle against eqs. 2-5's cross-modal pairs.
 VARIANT_GRIDS: dict[str, list[dict]] = {
     "cmci_modes": [{"cmci_mode": "paper"}, {"cmci_mode": "symmetric"}],
     "cmsi_smoothing": [{"label_smoothing": 0.0}, {"label_smoothing": 0.1}],
     "cmsi_boxes": [{"cmsi_box": "minmax", "cutmix_minmax": [0.5, 0.6]}, {"cmsi_box": "beta"},
                    {"cmsi_box": "minmax", "cutmix_minmax": [0.3, 0.8]}],
+    "cmsi_pairs": [{"cmsi_pairs": "flip"}, {"cmsi_pairs": "cross"}],
 }
 VARIANT_GRIDS["variants"] = [v for grid in VARIANT_GRIDS.values() for v in grid]
-VARIANT_KEYS = ("cmci_mode", "label_smoothing", "cmsi_box", "cutmix_minmax")
+VARIANT_KEYS = ("cmci_mode", "label_smoothing", "cmsi_box", "cutmix_minmax", "cmsi_pairs")
 
 
 def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> list[tuple[str, dict]]:
@@ -84,7 +86,7 @@ def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> 
 
 def variant_entries(grid: str, cfg: Config) -> list[tuple[str, dict]]:
     """The rows of a variant grid (``cmci_modes``, ``cmsi_smoothing``, ``cmsi_boxes``,
-    ``variants``): the plain network (``<backbone>``, ``interaction: none``, the baseline every
+    ``cmsi_pairs``, ``variants``): the plain network (``<backbone>``, ``interaction: none``, the baseline every
     row is compared with), DCINet as ``cfg`` sets it (``<backbone>+CMSI+CMCI``, the components
     grid's row), then one DCINet row per setting of :data:`VARIANT_GRIDS` that differs from
     ``cfg``'s, named by what it changes (``<backbone>+CMSI+CMCI cmci_mode=symmetric``).

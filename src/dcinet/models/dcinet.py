@@ -28,7 +28,8 @@ class DCINet(SharedCCRNModel):
         interaction: ``none`` (plain shared backbone), ``cmsi``, ``cmci`` or ``cmsi+cmci``.
         vocab_size, text_len, text_channels, text_embedding: see :class:`TextToImage`.
         img_size: input side in pixels (also the text module's output side).
-        mixup: CMSI's timm Mixup settings (default: the paper's).
+        mixup: CMSI's timm Mixup settings and pairing (default: the paper's; ``pairs``
+            flip or cross, see :func:`~dcinet.models.interaction.cmsi`).
         cmci_mode: ``paper`` (a CMCI triple's first map receives channels) or ``symmetric`` (all
             three do), see :func:`~dcinet.models.interaction.cmci_sources`.
         w_modal, w_dual: eq. 8 weights, ``L_sum = w_modal * sum_m L_m + w_dual * L_dual``.
@@ -94,21 +95,25 @@ class DCINet(SharedCCRNModel):
             ``(L_dual, fired)``: a float32 scalar, and per enabled interaction and modality how
             many of its maps it changed, as plain ints (:func:`count_by_modality`; a map's
             modality after CMSI is that of the map it is based on):
-            ``{"cmsi": {m: {"maps", "changed", "cross_modal"}}, "cmci": {m: {"maps", "changed"}}}``.
-            CMSI changes a map when its lambda is below 1 (all maps or none: one box per batch);
-            ``cross_modal`` counts those whose box (or blend) came from another modality. CMCI
-            changes the maps that received a channel block.
+            ``{"cmsi": {m: {"maps", "changed", "cross_modal", "same_modality"}}, "cmci": {m:
+            {"maps", "changed"}}}``. CMSI changes a map when its lambda is below 1 (all maps or
+            none: one box per batch); ``cross_modal`` and ``same_modality`` count those whose box
+            (or blend) came from a map of another modality, or of the same one (``cmsi_pairs``
+            flip: some; cross: none when the batch has two modalities or more). CMCI changes the
+            maps that received a channel block.
         """
         ids = modality_ids(sizes, y.device)
         ids_cpu = modality_ids(sizes, torch.device("cpu"))
         fired = {}
         if self.cmsi is not None:
-            maps, targets, perm, lam = self.cmsi(maps, y)
-            y, ids, ids_cpu = y[perm], ids[perm], ids_cpu[perm.cpu()]
+            maps, targets, perm, lam, partner = self.cmsi(maps, y, ids_cpu)
+            on_device = perm.to(y.device)  # CMSI's CPU draws: no device -> host copy
+            y, ids = y[on_device], ids[on_device]
+            ids_cpu, box_ids = ids_cpu[perm], ids_cpu[partner]
             changed = torch.full(ids_cpu.shape, lam < 1.0)
-            # map i's box (or blend) comes from map N-1-i of the shuffled batch
             fired["cmsi"] = count_by_modality(modalities, ids_cpu, changed=changed,
-                                              cross_modal=changed & (ids_cpu != ids_cpu.flip(0)))
+                                              cross_modal=changed & (ids_cpu != box_ids),
+                                              same_modality=changed & (ids_cpu == box_ids))
         else:
             targets = F.one_hot(y, self.num_classes).float()
         if self.cmci is not None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from timm.data import Mixup
 from torch import nn
 
-from dcinet.config import CMCI_MODES
+from dcinet.config import CMCI_MODES, CMSI_PAIRS
 from dcinet.errors import DcinetError
 
 
@@ -40,6 +41,10 @@ class MixupSettings:
             ``"beta"``: timm's standard CutMix, ``lambda ~ Beta(cutmix_alpha, cutmix_alpha)``, a
             box of side ``int(S * sqrt(1 - lambda))`` centred on a uniform point and clipped at
             the border, lambda corrected to the uncovered area (``cutmix_minmax`` unused).
+        pairs: which map each box (or blend) comes from (:func:`cmsi`). ``"flip"`` (§4.2's code
+            reading): the batch is shuffled and map ``i`` takes its box from map ``N-1-i``, of
+            the same modality about ``(b - 1) / (N - 1)`` of the time; ``"cross"`` (eqs. 2-5):
+            from a map of another modality drawn at random.
     """
 
     mixup_alpha: float = 0.8
@@ -49,13 +54,35 @@ class MixupSettings:
     switch_prob: float = 1.0
     label_smoothing: float = 0.0
     box: str = "minmax"
+    pairs: str = "flip"
 
     @classmethod
     def from_config(cls, cfg) -> MixupSettings:
         """Take the ``mixup_alpha, cutmix_alpha, cutmix_minmax, mix_prob, switch_prob,
-        label_smoothing, cmsi_box`` fields of a :class:`dcinet.config.Config`."""
+        label_smoothing, cmsi_box, cmsi_pairs`` fields of a :class:`dcinet.config.Config`."""
         return cls(cfg.mixup_alpha, cfg.cutmix_alpha, tuple(cfg.cutmix_minmax), cfg.mix_prob,
-                   cfg.switch_prob, cfg.label_smoothing, cfg.cmsi_box)
+                   cfg.switch_prob, cfg.label_smoothing, cfg.cmsi_box, cfg.cmsi_pairs)
+
+
+class CMSIResult(NamedTuple):
+    """What :func:`cmsi` returns.
+
+    Attributes:
+        mixed: float ``(N, C, h, w)``: map ``i`` is input map ``perm[i]`` with a box (or a blend)
+            of input map ``partner[i]``.
+        soft_targets: float32 ``(N, K)``, row ``i`` = ``lam * y(perm[i]) + (1 - lam) *
+            y(partner[i])`` (rows sum to 1; label smoothing as configured).
+        perm: int64 ``(N,)`` on the CPU: the base map of each mixed map.
+        lam: the weight of every map's own content (CutMix: its uncovered area fraction); 1.0
+            exactly when no map was changed.
+        partner: int64 ``(N,)`` on the CPU: the input map each box (or blend) came from.
+    """
+
+    mixed: torch.Tensor
+    soft_targets: torch.Tensor
+    perm: torch.Tensor
+    lam: float
+    partner: torch.Tensor
 
 
 class _Mixup(Mixup):
@@ -104,51 +131,102 @@ def feasible_minmax(h: int, w: int, minmax: tuple[float, float]) -> tuple[float,
     return lo, new_hi
 
 
-def cmsi(maps: torch.Tensor, labels: torch.Tensor, num_classes: int,
-         settings: MixupSettings = MixupSettings()
-         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Cross-media spatial interaction: shuffle the mini-batch, then timm's ``Mixup`` on the maps.
+def cross_partners(modality_ids: torch.Tensor) -> torch.Tensor:
+    """Eqs. 2-5's pairing: for every map, a map of another modality drawn uniformly at random.
 
-    The maps are permuted along the batch dimension with ``torch.randperm`` (global CPU torch RNG),
-    then ``timm.data.Mixup(mode="batch")`` pastes one box of the flipped batch into every map
-    (with the paper's settings CutMix always runs: ``switch_prob`` 1.0, and ``cutmix_minmax``
-    fixes each box side to 50-60 % of the map's side, ignoring the Beta draw; timm draws the box
-    from NumPy's global RNG). Map ``i`` of the result is the shuffled map ``i`` with a box taken
-    from shuffled map ``N-1-i``, usually of another modality. Box sides that timm cannot draw
-    on small maps are handled by :func:`feasible_minmax`; ``settings.box == "beta"`` draws the
-    box from lambda instead (see :class:`MixupSettings`).
+    One ``torch.rand`` draw per map (global CPU torch RNG). Partners are drawn independently, with
+    replacement: a map may be the partner of several maps, or of none. When every map has the same
+    modality, the partner is drawn among the other maps instead (there is no other modality).
 
     Args:
-        maps: float ``(N, C, h, w)`` with ``N`` even and ``h, w >= 2``; not modified (timm writes
-            into the permuted copy ``maps[perm]`` that indexing creates, which also keeps the
-            autograd graph intact when ``maps`` comes out of an in-place ReLU).
+        modality_ids: int64 ``(N,)`` modality of each map (CPU or any device; ``N >= 2``).
+    Returns:
+        int64 ``(N,)`` on the CPU: ``partner[i]`` is never ``i``, and its modality differs from
+        map ``i``'s whenever the batch holds another modality.
+    """
+    ids = modality_ids.cpu()
+    n = ids.numel()
+    draws = torch.rand(n)
+    partner = torch.empty(n, dtype=torch.int64)
+    for k in ids.unique().tolist():
+        mine = (ids == k).nonzero().flatten()
+        others = (ids != k).nonzero().flatten()
+        if others.numel() == 0:  # one modality: any other map
+            picks = (draws[mine] * (n - 1)).long().clamp_max(n - 2)
+            partner[mine] = picks + (picks >= mine).long()  # skip the map itself
+            continue
+        picks = (draws[mine] * others.numel()).long().clamp_max(others.numel() - 1)
+        partner[mine] = others[picks]
+    return partner
+
+
+def cmsi(maps: torch.Tensor, labels: torch.Tensor, num_classes: int,
+         settings: MixupSettings = MixupSettings(), modality_ids: torch.Tensor | None = None
+         ) -> CMSIResult:
+    """Cross-media spatial interaction: pair the maps, then timm's ``Mixup`` pastes a box of each
+    map's partner into it.
+
+    ``settings.pairs == "flip"`` (§4.2's code reading, the default): the maps are permuted along the
+    batch dimension with ``torch.randperm`` (global CPU torch RNG), then
+    ``timm.data.Mixup(mode="batch")`` pastes one box of the flipped batch into every map: map ``i``
+    of the result is shuffled map ``i`` with a box from shuffled map ``N-1-i``, of another
+    modality most of the time, not always.
+
+    ``settings.pairs == "cross"`` (eqs. 2-5): no shuffle; map ``i`` takes its box from
+    :func:`cross_partners` ``[i]``, a map of another modality drawn at random. timm runs on the
+    ``2N`` maps ``[maps, maps[partner].flip(0)]`` so that its flip pairs map ``i`` with its partner;
+    the first ``N`` maps and targets are kept. The box, lambda and label smoothing are timm's, as
+    with ``flip``.
+
+    With the paper's settings CutMix always runs (``switch_prob`` 1.0), and ``cutmix_minmax``
+    fixes each box side to 50-60 % of the map's side, ignoring the Beta draw; timm draws the box
+    from NumPy's global RNG. Box sides that timm cannot draw on small maps are handled by
+    :func:`feasible_minmax`; ``settings.box == "beta"`` draws the box from lambda instead (see
+    :class:`MixupSettings`).
+
+    Args:
+        maps: float ``(N, C, h, w)`` with ``h, w >= 2`` (``flip``: ``N`` even); not modified (timm
+            writes into the copy that indexing creates, which also keeps the autograd graph intact
+            when ``maps`` comes out of an in-place ReLU).
         labels: int64 ``(N,)`` class of each map.
         num_classes: ``K``, the width of the soft targets.
-        settings: timm ``Mixup`` arguments.
+        settings: timm ``Mixup`` arguments and the pairing.
+        modality_ids: int64 ``(N,)`` modality of each map; needed by ``cross``.
     Returns:
-        ``(mixed, soft_targets, perm, lam)``: mixed float ``(N, C, h, w)``; float32 ``(N, K)``
-        soft targets, row ``i`` = ``lam * y(perm[i]) + (1 - lam) * y(perm[N-1-i])`` (rows sum to
-        1; label smoothing as configured); int64 ``(N,)`` permutation: mixed map ``i`` is based
-        on input map ``perm[i]``; ``lam``, the weight of every map's own content (CutMix: its
-        uncovered area fraction): 1.0 exactly when no map was changed.
+        :class:`CMSIResult` ``(mixed, soft_targets, perm, lam, partner)``, ``perm`` and ``partner``
+        on the CPU (reading them costs no device sync).
     Raises:
-        DcinetError: odd ``N`` or a map smaller than 2 x 2.
+        DcinetError: ``flip`` with an odd ``N``, ``cross`` without ``modality_ids`` or with one
+            map, an unknown pairing, or a map smaller than 2 x 2.
     """
     n, _, h, w = maps.shape
-    if n % 2:
+    if settings.pairs not in CMSI_PAIRS:
+        raise DcinetError(f"cmsi_pairs must be one of {', '.join(CMSI_PAIRS)}, got {settings.pairs!r}")
+    if settings.pairs == "flip" and n % 2:
         raise DcinetError(f"CMSI needs an even number of feature maps per mini-batch (b x modalities), "
                           f"got {n}; use an even batch_per_modality")
+    if settings.pairs == "cross" and (modality_ids is None or n < 2):
+        raise DcinetError("CMSI with cmsi_pairs cross needs the modality of each map and at least "
+                          "two maps")
     if h < 2 or w < 2:
         raise DcinetError(f"CMSI needs feature maps of at least 2 x 2, got {h} x {w}; "
                           f"raise img_size or use a lower layer")
-    perm = torch.randperm(n).to(maps.device)
     minmax = list(feasible_minmax(h, w, settings.cutmix_minmax)) if settings.box == "minmax" else None
     mixer = _Mixup(mixup_alpha=settings.mixup_alpha, cutmix_alpha=settings.cutmix_alpha,
                    cutmix_minmax=minmax, prob=settings.prob, switch_prob=settings.switch_prob,
                    mode="batch", correct_lam=True, label_smoothing=settings.label_smoothing,
                    num_classes=num_classes)
-    mixed, soft_targets = mixer(maps[perm], labels[perm])
-    return mixed, soft_targets.float(), perm, mixer.lam
+    if settings.pairs == "flip":
+        perm = torch.randperm(n)
+        on_device = perm.to(maps.device)
+        mixed, soft_targets = mixer(maps[on_device], labels[on_device])
+        return CMSIResult(mixed, soft_targets.float(), perm, mixer.lam, perm.flip(0))
+    partner = cross_partners(modality_ids)
+    on_device = partner.to(maps.device)
+    # timm's flip pairs row i with row 2N-1-i, which holds map i's partner
+    both = torch.cat([maps, maps[on_device].flip(0)])
+    mixed, soft_targets = mixer(both, torch.cat([labels, labels[on_device].flip(0)]))
+    return CMSIResult(mixed[:n], soft_targets[:n].float(), torch.arange(n), mixer.lam, partner)
 
 
 def cmci_sources(labels: torch.Tensor, modality_ids: torch.Tensor, mode: str = "paper") -> torch.Tensor:
@@ -269,9 +347,11 @@ class CMSI(nn.Module):
         self.num_classes = num_classes
         self.settings = settings
 
-    def forward(self, maps: torch.Tensor, labels: torch.Tensor):
-        """See :func:`cmsi`: ``(N, C, h, w), (N,) -> (mixed, soft (N, K), perm (N,), lam)``."""
-        return cmsi(maps, labels, self.num_classes, self.settings)
+    def forward(self, maps: torch.Tensor, labels: torch.Tensor,
+                modality_ids: torch.Tensor | None = None) -> CMSIResult:
+        """See :func:`cmsi`: ``(N, C, h, w), (N,), (N,) -> (mixed, soft (N, K), perm (N,), lam,
+        partner (N,))``."""
+        return cmsi(maps, labels, self.num_classes, self.settings, modality_ids)
 
 
 class CMCI(nn.Module):

@@ -44,8 +44,11 @@ def fired_record(counts: dict, epochs: int) -> dict:
 
     Returns:
         ``{"epochs": epochs, interaction: {modality: {"maps": n, "changed": c,
-        "changed_fraction": c / n, ...}}}``; for CMSI also ``cross_modal`` (maps whose box or
-        blend came from a map of another modality) and ``cross_modal_fraction``. Fractions are
+        "changed_fraction": c / n, ...}}}``; for CMSI also ``cross_modal`` and
+        ``same_modality`` (maps whose box or blend came from a map of another modality, or of
+        the same one) with ``cross_modal_fraction`` and ``same_modality_fraction``: the share of
+        a modality's maps that were mixed within their own modality (``cmsi_pairs`` flip: about
+        ``(b - 1) / (N - 1)`` of them; cross: 0 with two modalities or more). Fractions are
         rounded to 6 decimals; an empty ``counts`` (no interaction) leaves only ``epochs``.
     """
     record: dict = {"epochs": epochs}
