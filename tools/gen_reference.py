@@ -252,8 +252,10 @@ def slug(heading: str) -> str:
     """GitHub's anchor of a Markdown heading: the rendered text lowercased, punctuation other than
     ``-`` and ``_`` removed, spaces made ``-``."""
     text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # links and images: their text
-    text = re.sub(r"<[^>]+>", "", text)  # inline HTML
-    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):  # outside code spans: inline HTML is not text
+        parts[i] = re.sub(r"<[^>]+>", "", parts[i])
+    return re.sub(r"[^\w\- ]", "", "".join(parts).strip().lower()).replace(" ", "-")
 
 
 # --- the files ------------------------------------------------------------------------------
