@@ -31,6 +31,7 @@ CMCI_MODES = ("paper", "symmetric")  # who receives channels in a CMCI triple (i
 CMSI_BOXES = ("minmax", "beta")  # how CMSI's CutMix box is drawn (interaction.MixupSettings)
 CMSI_PAIRS = ("flip", "cross")  # which map CMSI takes each box from (interaction.cmsi)
 METHODS = ("dcinet", "fgcrossnet")
+AMP_DTYPES = ("auto", "bf16", "fp16")  # CUDA autocast dtype (dcinet.train.device.amp_dtype)
 SAMPLERS = ("random", "class_aware")
 SCHEDULERS = ("none", "cosine", "step")
 FEATURES = ("softmax", "logits", "embedding")
@@ -91,7 +92,7 @@ class Config:
     lists_dir: str | None = None  # fgxmedia: folder of <modality>/{train,test}.txt (None: ROOT/list)
     num_classes: int | None = None  # fgxmedia: number of classes (None: largest label + 1)
     modalities: list[str] | None = None  # None = every modality the dataset has
-    batch_per_modality: int = 8  # b: samples of each modality per step
+    batch_per_modality: int = 8  # b: samples of each modality per step, over all ranks (torchrun: b / ranks each)
     sampler: str = "random"  # random | class_aware (P classes x K per modality)
     samples_per_class: int = 2  # K of the class-aware sampler
     num_workers: int = 2  # training DataLoader worker processes (persist across epochs)
@@ -125,8 +126,11 @@ class Config:
     # --- run ---
     seed: int = 0
     amp: bool = True  # used on CUDA only
+    amp_dtype: str = "auto"  # CUDA autocast dtype: auto (bf16 where the GPU has it, else fp16) | bf16 | fp16 (with a GradScaler)
     channels_last: bool = True  # NHWC weights and inputs (any device; 0.67x efficientnet_lite0's CPU step)
-    deterministic: bool = False
+    deterministic: bool = False  # deterministic kernels, bit-identical --resume; the CPU only (refused on CUDA)
+    compile: bool = False  # torch.compile the CCRN's two sub-modules (CMSI / CMCI stay eager); not yet measured on a GPU
+    sync_bn: bool = False  # under torchrun: SyncBatchNorm, batch statistics over every rank's samples (CUDA)
     eval_feature: str = "softmax"  # softmax | logits | embedding
     log_every: int = 20
     # --- validation (dcinet.data.splits) and the best checkpoint ---
@@ -266,7 +270,8 @@ RULES: dict[str, Rule] = {
     "num_classes": _optional(_COUNT),  # fgxmedia only
     "modalities": _optional((_names, "a non-empty list of distinct modality names")),  # known
     # names, and present in the dataset: checked with the dataset (data.dataset.train_modalities)
-    "batch_per_modality": _COUNT,  # and, class-aware, a multiple of samples_per_class
+    "batch_per_modality": _COUNT,  # and, class-aware, a multiple of samples_per_class; under
+    # torchrun a multiple of the ranks (checked when training starts, dcinet.train.loop.prepare)
     "sampler": _one_of(SAMPLERS),
     "samples_per_class": _COUNT,
     "num_workers": _integer(0),
@@ -296,8 +301,11 @@ RULES: dict[str, Rule] = {
     "accum_steps": _COUNT,
     "seed": _integer(0, 2**32 - 1),  # what every RNG takes (NumPy's legacy seed: < 2**32)
     "amp": _FLAG,
+    "amp_dtype": _one_of(AMP_DTYPES),
     "channels_last": _FLAG,
-    "deterministic": _FLAG,
+    "deterministic": _FLAG,  # and not on CUDA (checked when training starts)
+    "compile": _FLAG,
+    "sync_bn": _FLAG,  # used under torchrun on CUDA only
     "eval_feature": _one_of(FEATURES),
     "log_every": _COUNT,
     "val_fraction": _number(0, 1, below_high=True),  # 1 would leave no training item

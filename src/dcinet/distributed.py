@@ -3,6 +3,7 @@ process group (DDP training, sharded evaluation and embedding); a single process
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 from dataclasses import dataclass
@@ -43,10 +44,15 @@ def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
 
 @dataclass(frozen=True)
 class DistInfo:
+    """This process's place: its rank among ``world_size``, its device, and whether it joined a
+    process group (``ddp``: launched by ``torchrun``, even as its only rank; training then wraps
+    the model in DistributedDataParallel)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    ddp: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -54,22 +60,40 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
+        """Whether there are other ranks to talk to (the collectives below are identities
+        otherwise)."""
         return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    """Whether ``torchrun`` (``torch.distributed.run``) started this process: it sets
+    ``TORCHELASTIC_RUN_ID`` besides ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``."""
+    return "TORCHELASTIC_RUN_ID" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
     """Read ``torchrun``'s environment, pick the device (:func:`resolve_device`; under
     ``torchrun`` each process takes GPU ``LOCAL_RANK``) and join the process group (NCCL on
-    CUDA, else gloo)."""
+    CUDA, else gloo) when ``torchrun`` launched this process (even with one rank) or
+    ``WORLD_SIZE`` > 1. The group is destroyed when the process exits (:func:`shutdown`)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     where = resolve_device(device, local_rank)
     if where.type == "cuda":
         torch.cuda.set_device(where)
-    if world_size > 1 and not dist.is_initialized():
+    grouped = world_size > 1 or launched_by_torchrun()
+    if grouped and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if where.type == "cuda" else "gloo")
-    return DistInfo(rank, world_size, local_rank, where)
+        atexit.register(shutdown)
+    return DistInfo(rank, world_size, local_rank, where, ddp=grouped)
+
+
+def shutdown() -> None:
+    """Destroy the default process group, if there is one (registered by
+    :func:`init_distributed` to run at exit; safe to call again)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier(info: DistInfo) -> None:

@@ -64,26 +64,31 @@ class DCINet(SharedCCRNModel):
 
         Args:
             inputs: modality -> batch (``(b, 3, H, W)`` float, text ``(b, text_len)`` int64).
-            labels: modality -> int64 ``(b,)`` class indices.
+            labels: modality -> int64 ``(b,)`` class indices, on the inputs' device or on the CPU
+                (as the training loop passes them: CMCI's matching then reads them there, and a
+                CUDA step never copies labels back to the host).
         Returns:
             ``{"loss": L_sum, "parts": {"l_img", "l_aud", "l_txt", "l_vid" (present modalities),
             "l_dual" (training with an interaction)}}``, float32 scalars; training with an
             interaction adds ``"fired"``, how many maps CMSI and CMCI changed (:meth:`dual_loss`).
         """
         present, x, y, sizes = self.concat_batch(inputs, labels)
+        host = torch.cat([labels[m] for m in present])
         maps = self.ccrn.forward_features(x)
         logits = self.ccrn.forward_head(maps).split(sizes)
-        parts = {LOSS_NAMES[m]: modality_cross_entropy(z, labels[m], self.ce_label_smoothing)
-                 for m, z in zip(present, logits, strict=True)}
+        parts = {LOSS_NAMES[m]: modality_cross_entropy(z, t, self.ce_label_smoothing)
+                 for m, z, t in zip(present, logits, y.split(sizes), strict=True)}
         loss = self.w_modal * sum(parts.values())
         out = {"parts": parts}
         if self.training and self.interaction != "none":
-            parts["l_dual"], out["fired"] = self.dual_loss(maps, y, sizes, present)
+            parts["l_dual"], out["fired"] = self.dual_loss(
+                maps, y, sizes, present, host if host.device.type == "cpu" else None)
             loss = loss + self.w_dual * parts["l_dual"]
         return {"loss": loss, **out}
 
     def dual_loss(self, maps: torch.Tensor, y: torch.Tensor, sizes: list[int],
-                  modalities: list[str]) -> tuple[torch.Tensor, dict]:
+                  modalities: list[str], y_host: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, dict]:
         """``L_dual``: CMSI -> CMCI (those enabled) -> sub-module 2 -> soft-target cross-entropy.
 
         Args:
@@ -91,6 +96,8 @@ class DCINet(SharedCCRNModel):
             y: int64 ``(N,)`` labels in the same order.
             sizes: samples per modality, in the batch's (canonical) order, summing to ``N``.
             modalities: the names of those modalities, same order.
+            y_host: the same labels on the CPU, if the caller has them (CMCI's matching reads
+                labels on the host; without them it copies ``y`` back, which waits for the GPU).
         Returns:
             ``(L_dual, fired)``: a float32 scalar, and per enabled interaction and modality how
             many of its maps it changed, as plain ints (:func:`count_by_modality`; a map's
@@ -117,7 +124,12 @@ class DCINet(SharedCCRNModel):
         else:
             targets = F.one_hot(y, self.num_classes).float()
         if self.cmci is not None:
-            maps, targets, changed = self.cmci(maps, targets, y, ids)
+            # the matching runs on the host: the host labels, permuted as CMSI permuted the maps
+            if y_host is None:
+                y_host = y.cpu()
+            elif self.cmsi is not None:
+                y_host = y_host[perm]
+            maps, targets, changed = self.cmci(maps, targets, y_host, ids_cpu)
             fired["cmci"] = count_by_modality(modalities, ids_cpu, changed=changed)
         return soft_target_cross_entropy(self.ccrn.forward_head(maps), targets), fired
 

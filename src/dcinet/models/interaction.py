@@ -306,37 +306,47 @@ def cmci(maps: torch.Tensor, soft_targets: torch.Tensor, labels: torch.Tensor,
     that took fraction ``phi = |Bj| / C`` of its channels from a partner gets
     ``(1 - sum phi) * y_self + sum phi * y_partner``, using the targets before CMCI.
 
+    The matching reads ``labels`` and ``modality_ids`` on the host: pass CPU tensors (as
+    :class:`~dcinet.models.dcinet.DCINet` does) and a CUDA step never waits for the GPU here; the
+    channel indices and target weights built there go to the device in one non-blocking copy each.
+
     Args:
-        maps: float ``(N, C, h, w)``.
+        maps: float ``(N, C, h, w)``, any memory format (channels_last stays channels_last).
         soft_targets: float ``(N, K)`` targets of the maps (from CMSI, or one-hot).
-        labels: int64 ``(N,)`` hard labels (after CMSI: the label of each map's base map).
-        modality_ids: int64 ``(N,)`` modality of each map, permuted like ``labels``.
+        labels: int64 ``(N,)`` hard labels (after CMSI: the label of each map's base map), on
+            the CPU (or any device, at the cost of a copy to the host).
+        modality_ids: int64 ``(N,)`` modality of each map, permuted like ``labels``, ditto.
         mode: ``"paper"`` or ``"symmetric"`` (:func:`cmci_sources`).
     Returns:
-        ``(maps', soft_targets', changed)``: maps and targets of the same shapes and dtypes (the
-        inputs are not modified); bool ``(N,)`` on the CPU, true for the maps that received a
-        non-empty channel block from another map.
+        ``(maps', soft_targets', changed)``: maps of the same shape, dtype and memory format;
+        float32 ``(N, K)`` targets (computed in float32 even under autocast, so every row still
+        sums to 1); bool ``(N,)`` on the CPU, true for the maps that received a non-empty
+        channel block from another map. The inputs are not modified.
     """
     n, channels = maps.shape[:2]
-    sources_cpu = cmci_sources(labels, modality_ids, mode)
-    blocks = channel_blocks(channels)
-    others = sources_cpu != torch.arange(n)
+    sources = cmci_sources(labels, modality_ids, mode)
+    rows = torch.arange(n)
     changed = torch.zeros(n, dtype=torch.bool)
-    for j, (lo, hi) in enumerate(blocks):
-        if hi > lo:
-            changed |= others[j]
-    sources = sources_cpu.to(maps.device)
-    block_of = torch.cat([torch.full((hi - lo,), j, dtype=torch.int64) for j, (lo, hi) in enumerate(blocks)])
-    # one gather over the (map, channel) planes: plane (i, c) of the result is plane
-    # (sources[j][i], c) of the input, j = the block of channel c
-    planes = sources[block_of.to(maps.device)].T * channels + torch.arange(channels, device=maps.device)
-    mixed = maps.flatten(0, 1)[planes.flatten()].view_as(maps)
-    weights = torch.zeros(n, n, dtype=soft_targets.dtype, device=soft_targets.device)
-    samples = torch.arange(n, device=soft_targets.device)
-    for j, (lo, hi) in enumerate(blocks):
-        share = torch.full((n,), (hi - lo) / channels, dtype=weights.dtype, device=weights.device)
-        weights.index_put_((samples, sources[j].to(weights.device)), share, accumulate=True)
-    return mixed, weights @ soft_targets, changed
+    weights = torch.zeros(n, n)  # row i: the share of each map's channels in map i
+    blocks = [(j, lo, hi) for j, (lo, hi) in enumerate(channel_blocks(channels)) if hi > lo]
+    for j, lo, hi in blocks:
+        changed |= sources[j] != rows
+        weights[rows, sources[j]] += (hi - lo) / channels
+    on_device = _to_device(sources, maps.device)
+    mixed = torch.empty_like(maps)  # preserve_format: channels_last in, channels_last out
+    for j, lo, hi in blocks:  # block Bj of map i is block Bj of map sources[j][i]
+        mixed[:, lo:hi] = maps[:, lo:hi].index_select(0, on_device[j])
+    with torch.autocast(maps.device.type, enabled=False):
+        targets = _to_device(weights, soft_targets.device) @ soft_targets.float()
+    return mixed, targets, changed
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on ``device``: on CUDA through pinned memory, without waiting (the caching
+    host allocator keeps the pinned copy alive until the transfer is done)."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 class CMSI(nn.Module):

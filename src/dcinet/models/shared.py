@@ -15,9 +15,11 @@ from dcinet.models.text import TextToImage
 
 def modality_ids(sizes: list[int], device: torch.device) -> torch.Tensor:
     """int64 ``(N,)``: the position of each sample's modality in a concatenated batch of
-    ``sizes[0]`` samples of the first modality, then ``sizes[1]`` of the second, ..."""
-    return torch.repeat_interleave(torch.arange(len(sizes), device=device),
-                                   torch.tensor(sizes, device=device))
+    ``sizes[0]`` samples of the first modality, then ``sizes[1]`` of the second, ...
+
+    Filled on ``device`` itself: no host-to-device copy, so a CUDA step does not wait for it."""
+    return torch.cat([torch.full((size,), k, dtype=torch.int64, device=device)
+                      for k, size in enumerate(sizes)])
 
 
 class SharedCCRNModel(nn.Module):
@@ -96,14 +98,16 @@ class SharedCCRNModel(nn.Module):
 
         Args:
             inputs: modality -> batch (``(b, 3, H, W)`` float, text ``(b, text_len)`` int64).
-            labels: modality -> int64 ``(b,)`` class indices.
+            labels: modality -> int64 ``(b,)`` class indices, on the inputs' device or on the
+                CPU (the training loop keeps them there): they are moved without waiting.
         Returns:
             ``(present, x, y, sizes)``: the modalities in batch order, float ``(N, 3, S, S)``
-            CCRN inputs, int64 ``(N,)`` labels, and samples per modality (summing to ``N``).
+            CCRN inputs, int64 ``(N,)`` labels on the inputs' device, and samples per modality
+            (summing to ``N``).
         """
         present = [m for m in self.modalities if m in inputs]
         if not present or len(present) != len(inputs):
             raise DcinetError(f"inputs hold {sorted(inputs)}; this model serves {', '.join(self.modalities)}")
         x = torch.cat([self.to_image(inputs[m], m) for m in present])
-        y = torch.cat([labels[m] for m in present])
+        y = torch.cat([labels[m] for m in present]).to(x.device, non_blocking=True)
         return present, x, y, [len(labels[m]) for m in present]

@@ -47,7 +47,10 @@ named them."""
 
 
 def rng_state() -> dict:
-    """Python, NumPy, torch (and CUDA) RNG states as CPU tensors and plain values."""
+    """Python, NumPy, torch (and CUDA) RNG states as CPU tensors and plain values.
+
+    The CUDA generators are saved only once this process has initialised CUDA: a CPU run on a
+    machine with GPUs never touches them (reading them would create a CUDA context on GPU 0)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "python": random.getstate(),
@@ -55,7 +58,7 @@ def rng_state() -> dict:
                   "has_gauss": has_gauss, "gauss": gauss},
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
+    if torch.cuda.is_initialized():
         state["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
     return state
 

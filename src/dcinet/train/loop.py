@@ -18,8 +18,16 @@
 
 A run that fails before its first checkpoint removes what it wrote (never what an earlier run
 wrote), so the same command can simply be run again. ``resume=True`` continues bit-identically
-to an uninterrupted run on the same machine (CPU, ``deterministic=true``). A NaN or inf loss stops
-the run; the last good checkpoint stays.
+to an uninterrupted run on the same machine on the CPU with ``deterministic=true`` (refused on
+CUDA, whose resumed runs agree within the tolerance ``docs/gpu.md`` states). A NaN or inf loss
+stops the run within ``log_every`` steps (:mod:`dcinet.train.progress`); the last good checkpoint
+stays.
+
+``batch_per_modality`` is the batch of all ranks together: under ``torchrun`` with ``W`` ranks
+each rank takes ``b / W`` samples of each modality per step, so the global batch, the steps per
+epoch and the lr schedule do not depend on the number of GPUs (:func:`per_rank_batch`). How the
+device is used (AMP dtype, cuDNN autotuning, ``compile``, ``sync_bn``, DDP) is
+:mod:`dcinet.train.device`.
 """
 
 from __future__ import annotations
@@ -27,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -43,14 +50,7 @@ from dcinet.data.dataset import build_train_loader, dropped_from_training, train
 from dcinet.data.readers import read_configured
 from dcinet.data.records import Collection, Sample
 from dcinet.data.splits import hold_out_validation, validation_warnings
-from dcinet.distributed import (
-    DistInfo,
-    all_gather,
-    any_rank,
-    barrier,
-    init_distributed,
-    mean_across_ranks,
-)
+from dcinet.distributed import DistInfo, all_gather, barrier, init_distributed
 from dcinet.errors import DcinetError
 from dcinet.models.factory import create_model
 from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics, read_run
@@ -63,8 +63,19 @@ from dcinet.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from dcinet.train.device import (
+    amp_dtype,
+    autocast,
+    batch_line,
+    check_device_config,
+    configure_backends,
+    make_scaler,
+    per_rank_batch,
+    wrap_for_training,
+)
 from dcinet.train.fired import RUN_KEY, add_counts, fired_record, sum_over_ranks
 from dcinet.train.plots import plot_curves
+from dcinet.train.progress import EpochProgress
 from dcinet.train.recipe import (
     clip_gradients,
     lr_factor,
@@ -112,8 +123,9 @@ class Trainer:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
+    scaler: torch.amp.GradScaler  # enabled for float16 autocast only
     ema: torch.nn.Module | None = None  # timm ModelEmaV3 of ``model`` (config ema_decay)
+    amp_dtype: torch.dtype | None = None  # the steps' autocast dtype (None: float32)
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     best: dict | None = None  # best.json's record of the best validation score so far
@@ -142,18 +154,15 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
 
     Raises:
         DcinetError: bad data (unless ``cfg.skip_bad``), an unknown backbone, weights of another
-            architecture, a map too small for CMSI, an odd CMSI batch, an existing run without
-            ``resume``, or a resume with another config or dataset.
+            architecture, a map too small for CMSI, an odd CMSI batch, a batch that the ranks
+            cannot share (:func:`~dcinet.train.device.per_rank_batch`), an existing run without ``resume``, or a resume
+            with another config or dataset.
     """
     reader_problems: list = []
     collection = read_configured(data_root, cfg, reader_problems if cfg.skip_bad else None)
     collection, validation = hold_out_validation(collection, cfg)
     modalities = train_modalities(collection, cfg)
-    batch = cfg.batch_per_modality * len(modalities)
-    if cfg.method == "dcinet" and "cmsi" in cfg.interaction and batch % 2:
-        raise DcinetError(f"CMSI mixes pairs of maps: the batch (batch_per_modality "
-                          f"{cfg.batch_per_modality} x {len(modalities)} modalities = {batch}) "
-                          f"must be even")
+    b = per_rank_batch(cfg, len(modalities), dist.world_size)
     restoring = resume and (run_dir / POINTER).exists()  # the checkpoint holds every weight
     model = create_model(replace(cfg, pretrained=None) if restoring else cfg,
                          collection.num_classes, modalities)
@@ -161,7 +170,8 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
         check_resume(run_dir, cfg, collection, validation)
     elif (run_dir / CONFIG_FILE).exists():
         raise DcinetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    loader, skipped = build_train_loader(collection, cfg, rank=dist.rank, world_size=dist.world_size,
+    loader, skipped = build_train_loader(collection, replace(cfg, batch_per_modality=b),
+                                         rank=dist.rank, world_size=dist.world_size,
                                          skip_bad=cfg.skip_bad, cache_dir=cache_dir,
                                          pin_memory=dist.device.type == "cuda")
     dropped = dropped_from_training(loader, collection.classes, cfg.text_len)
@@ -174,7 +184,8 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
 
 def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: DistInfo,
               progress: bool) -> Trainer:
-    """Write a new run's records, or restore a resumed run's latest checkpoint."""
+    """Write a new run's records, or restore a resumed run's latest checkpoint; the trainer holds
+    the model on its device."""
     barrier(dist)  # every rank has checked the run directory before rank 0 writes into it
     if dist.is_main and not resume:
         write_run_info(run_dir, cfg, run.collection, run.modalities, run.dropped, run.validation)
@@ -184,11 +195,12 @@ def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: Dis
     if dist.is_main and progress:
         for line in dropped_warnings(run.dropped) + validation_warnings(run.validation):
             print(f"warning: {line} (recorded in {run_dir / 'run.json'})", flush=True)
+        print(batch_line(cfg, run.loader, len(run.modalities), dist), flush=True)
     barrier(dist)
     model = run.model.to(dist.device)
     optimizer, scheduler = make_optimizer(cfg, model)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dist.device.type == "cuda")
-    trainer = Trainer(model, optimizer, scheduler, scaler, make_ema(cfg, model))
+    dtype = amp_dtype(cfg, dist.device)
+    trainer = Trainer(model, optimizer, scheduler, make_scaler(dtype), make_ema(cfg, model), dtype)
     if resume and (run_dir / POINTER).exists():
         _restore(trainer, cfg, run_dir, dist)
         if dist.is_main:
@@ -225,15 +237,17 @@ def _restore(trainer: Trainer, cfg: Config, run_dir: Path, dist: DistInfo) -> No
     trainer.history = [row for row in read_metrics(run_dir) if row["epoch"] <= trainer.start_epoch]
 
 
-def _to_device(batch: dict, device: torch.device, channels_last: bool) -> tuple[dict, dict]:
-    inputs = {}
-    for mod, x in batch["inputs"].items():
+def _to_device(inputs: dict[str, torch.Tensor], device: torch.device, channels_last: bool
+               ) -> dict[str, torch.Tensor]:
+    """A batch's inputs on ``device`` (non-blocking: the loader pins them on CUDA), images NHWC
+    with ``channels_last``."""
+    out = {}
+    for mod, x in inputs.items():
         x = x.to(device, non_blocking=True)
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        inputs[mod] = x
-    labels = {mod: y.to(device, non_blocking=True) for mod, y in batch["labels"].items()}
-    return inputs, labels
+        out[mod] = x
+    return out
 
 
 def train_one_epoch(net, loader, trainer: Trainer, cfg: Config, dist: DistInfo, epoch: int,
@@ -245,57 +259,44 @@ def train_one_epoch(net, loader, trainer: Trainer, cfg: Config, dist: DistInfo, 
     (:func:`_update`): each batch's loss is divided by the batches in its group, so the step
     follows their mean gradient. In the first ``cfg.warmup_epochs`` epochs the lr climbs
     linearly, step by step, from ``1 / (warmup_epochs * steps)`` of the scheduled lr to all of it
-    (:func:`~dcinet.train.recipe.warm_up`).
+    (:func:`~dcinet.train.recipe.warm_up`). The losses stay on the device; every
+    ``cfg.log_every`` steps they are checked finite and shown (:class:`EpochProgress`), so a step
+    never waits for the GPU. The labels stay on the host: the model moves them, and CMCI matches
+    maps on the host copy.
     ``fired``, when given, receives this rank's counts of the maps CMSI and CMCI changed
     (:func:`~dcinet.train.fired.add_counts` of each batch's ``out["fired"]``).
+
+    Raises:
+        DcinetError: a non-finite loss (on any rank).
     """
     net.train()
-    use_amp = cfg.amp and dist.device.type == "cuda"
-    sums: dict[str, float] = {}
     batches, accum = len(loader), cfg.accum_steps
     steps = math.ceil(batches / accum)
     scheduled = [group["lr"] for group in trainer.optimizer.param_groups]
-    bar = None
-    if progress and dist.is_main and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+    shown = EpochProgress(dist, epoch, cfg.epochs, batches, cfg.log_every, progress)
     trainer.optimizer.zero_grad(set_to_none=True)
-    for batch_no, batch in enumerate(loader):
-        step, micro = divmod(batch_no, accum)
-        group = min(accum, batches - step * accum)  # batches in this optimizer step
-        inputs, labels = _to_device(batch, dist.device, cfg.channels_last)
-        autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
-        syncing = micro + 1 == group or not dist.enabled  # DDP: all-reduce on a group's last batch
-        with contextlib.nullcontext() if syncing else net.no_sync():
-            with autocast:
-                out = net(inputs, labels)
-            loss = out["loss"]
-            if fired is not None:
-                add_counts(fired, out.get("fired", {}))
-            if any_rank(not bool(torch.isfinite(loss.detach())), dist):
-                raise DcinetError(
-                    f"training stopped: the loss became {loss.item()} at epoch {epoch + 1}, step "
-                    f"{batch_no + 1}; the last good checkpoint is kept (lower lr or check the data)"
-                )
-            trainer.scaler.scale(loss / group).backward()
-        if micro + 1 == group:
-            if epoch < cfg.warmup_epochs:
-                warm_up(trainer.optimizer, scheduled,
-                        (epoch * steps + step + 1) / (cfg.warmup_epochs * steps))
-            _update(trainer, cfg, epoch * steps + step + 1)
-        values = {"loss": loss.item(), **{k: v.item() for k, v in out["parts"].items()}}
-        for k, v in values.items():
-            sums[k] = sums.get(k, 0.0) + v
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{values['loss']:.3f}")
-        elif progress and dist.is_main and (batch_no + 1) % cfg.log_every == 0:
-            print(f"epoch {epoch + 1}/{cfg.epochs} step {batch_no + 1}/{batches} loss "
-                  f"{values['loss']:.4f}", flush=True)
-    if bar is not None:
-        bar.close()
-    return mean_across_ranks({k: v / max(batches, 1) for k, v in sums.items()}, dist)
+    try:
+        for batch_no, batch in enumerate(loader):
+            step, micro = divmod(batch_no, accum)
+            group = min(accum, batches - step * accum)  # batches in this optimizer step
+            inputs = _to_device(batch["inputs"], dist.device, cfg.channels_last)
+            # DDP all-reduces the gradients on a group's last batch only
+            syncing = micro + 1 == group or not isinstance(net, DistributedDataParallel)
+            with contextlib.nullcontext() if syncing else net.no_sync():
+                with autocast(trainer.amp_dtype, dist.device):
+                    out = net(inputs, batch["labels"])
+                if fired is not None:
+                    add_counts(fired, out.get("fired", {}))
+                trainer.scaler.scale(out["loss"] / group).backward()
+            if micro + 1 == group:
+                if epoch < cfg.warmup_epochs:
+                    warm_up(trainer.optimizer, scheduled,
+                            (epoch * steps + step + 1) / (cfg.warmup_epochs * steps))
+                _update(trainer, cfg, epoch * steps + step + 1)
+            shown.add(out, batch_no + 1)
+    finally:
+        shown.close()
+    return shown.means()
 
 
 def _update(trainer: Trainer, cfg: Config, step: int) -> None:
@@ -363,15 +364,18 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
             (:func:`~dcinet.distributed.resolve_device`); under ``torchrun`` each process
             takes GPU ``LOCAL_RANK``.
     Raises:
-        DcinetError: see :func:`prepare`; a device that is not there; or a non-finite loss.
+        DcinetError: see :func:`prepare`; a device that is not there, or settings it cannot run
+            (:func:`~dcinet.train.device.check_device_config`); or a non-finite loss.
     """
     dist = init_distributed(device)
+    check_device_config(cfg, dist)
+    configure_backends(cfg, dist.device)
     run_dir = Path(run_dir)
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # before the model's initialisation
     run = prepare(cfg, Path(data_root), run_dir, resume, dist, cache_dir)
     with _removed_on_early_failure(run_dir, enabled=dist.is_main and not resume):
         trainer = start_run(cfg, run, run_dir, resume, dist, progress)
-        net = DistributedDataParallel(trainer.model) if dist.enabled else trainer.model
+        net = wrap_for_training(trainer.model, cfg, dist)
         for epoch in range(trainer.start_epoch, cfg.epochs):
             started = time.perf_counter()
             run.loader.batch_sampler.set_epoch(epoch)  # the epoch travels to the workers in the keys
