@@ -30,12 +30,12 @@ INTERACTIONS = ("none", "cmsi", "cmci", "cmsi+cmci")
 CMCI_MODES = ("paper", "symmetric")  # who receives channels in a CMCI triple (interaction.cmci_sources)
 CMSI_BOXES = ("minmax", "beta")  # how CMSI's CutMix box is drawn (interaction.MixupSettings)
 CMSI_PAIRS = ("flip", "cross")  # which map CMSI takes each box from (interaction.cmsi)
-METHODS = ("dcinet", "fgcrossnet")
+METHODS = ("dcinet", "fgcrossnet", "probe")
 AMP_DTYPES = ("auto", "bf16", "fp16")  # CUDA autocast dtype (dcinet.train.device.amp_dtype)
 SAMPLERS = ("random", "class_aware")
 SCHEDULERS = ("none", "cosine", "step")
 FEATURES = ("softmax", "logits", "embedding")
-TEXT_EMBEDDINGS = ("onehot", "embedding")
+TEXT_EMBEDDINGS = ("onehot", "embedding", "minilm")
 FORMATS = ("folder", "fgxmedia", "cub")
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"  # --device (dcinet.distributed.resolve_device)
 # `dcinet ablate --grid`: Tables 1-2, Table 3, Table 4, DCINet against the FGCrossNet baseline (and
@@ -50,12 +50,12 @@ class Config:
     """Everything a training run depends on (defaults = the paper's §4.2 settings)."""
 
     # --- method and model (§3.1) ---
-    method: str = "dcinet"  # dcinet | fgcrossnet (baseline)
+    method: str = "dcinet"  # dcinet | fgcrossnet (baseline) | probe (frozen pretrained encoders + a linear head per modality; needs pretrained)
     backbone: str = "resnet50"  # any supported timm model name
     layer: int = 4  # CMSI/CMCI sit after stage `layer` (1..4) of the backbone
     interaction: str = "cmsi+cmci"  # none | cmsi | cmci | cmsi+cmci (Tables 1-2)
     pretrained: str | None = None  # None, a weights file, "efficientnet_lite0", "timm[:model.tag]"
-    text_embedding: str = "onehot"  # onehot (eq. 1's delta) | embedding
+    text_embedding: str = "onehot"  # onehot (eq. 1's delta) | embedding (learned) | minilm (frozen all-MiniLM-L6-v2 token states; an extension, dcinet[text])
     text_channels: int = 64  # width of the text module's Conv1d layers
     # --- inputs ---
     img_size: int = 448  # model input side (center crop)
@@ -76,8 +76,8 @@ class Config:
     switch_prob: float = 1.0
     label_smoothing: float = 0.0  # CMSI's soft targets; not in the paper (timm's default: 0.1)
     cmsi_box: str = "minmax"  # minmax (paper: sides from cutmix_minmax) | beta (lambda ~ Beta(cutmix_alpha))
-    # --- CMCI (§3.3) ---
     cmsi_pairs: str = "flip"  # flip (§4.2 code: shuffle, box from map N-1-i) | cross (eqs. 2-5: from a random map of another modality)
+    # --- CMCI (§3.3) ---
     cmci_mode: str = "paper"  # paper (a triple's first map receives) | symmetric (all three receive)
     # --- losses (§3.4, eq. 8) ---
     w_modal: float = 1.0  # weight of L_img + L_aud + L_txt
@@ -154,6 +154,12 @@ class Config:
         if self.format != "fgxmedia" and (self.lists_dir is not None or self.num_classes is not None):
             raise DcinetError(f"config keys 'lists_dir' and 'num_classes' apply to format fgxmedia "
                               f"only, not {self.format!r}")
+        if self.method == "probe" and self.pretrained is None:
+            raise DcinetError("config key 'method' is probe, whose image and audio encoder is the "
+                              "backbone with pretrained weights: set pretrained (e.g. efficientnet_lite0)")
+        if self.method == "probe" and self.eval_feature == "embedding":
+            raise DcinetError("config key 'eval_feature' is embedding, but method probe's modalities "
+                              "meet only in the class space: use softmax or logits")
         if self.cmsi_box == "beta" and self.mixup_alpha == 0 and self.cutmix_alpha == 0:
             raise DcinetError("config key 'cmsi_box' is beta, which draws lambda from "
                               "Beta(cutmix_alpha) (or Beta(mixup_alpha) for a blend): one of them "
@@ -229,12 +235,12 @@ _WEIGHT = _number(0)
 _PROBABILITY = _number(0, 1)
 
 RULES: dict[str, Rule] = {
-    "method": _one_of(METHODS),
+    "method": _one_of(METHODS),  # probe: and pretrained set, eval_feature not embedding
     "backbone": _TEXT,  # whether timm knows it is checked when the model is built
     "layer": _integer(1, 4),
     "interaction": _one_of(INTERACTIONS),
     "pretrained": _optional(_TEXT),  # not checked on disk: a saved config must load anywhere
-    "text_embedding": _one_of(TEXT_EMBEDDINGS),
+    "text_embedding": _one_of(TEXT_EMBEDDINGS),  # minilm: its package is checked when the model is built
     "text_channels": _COUNT,
     "img_size": _COUNT,
     "resize": _COUNT,  # and >= img_size
@@ -256,11 +262,11 @@ RULES: dict[str, Rule] = {
     "switch_prob": _PROBABILITY,
     "label_smoothing": _number(0, 1, below_high=True),  # 1 would make every target uniform
     "cmsi_box": _one_of(CMSI_BOXES),  # beta: and an alpha > 0
+    "cmsi_pairs": _one_of(CMSI_PAIRS),
     "cmci_mode": _one_of(CMCI_MODES),
     "w_modal": _WEIGHT,
     "w_dual": _WEIGHT,
     "w_center": _WEIGHT,
-    "cmsi_pairs": _one_of(CMSI_PAIRS),
     "w_quadruplet": _WEIGHT,
     "quadruplet_margin1": _WEIGHT,
     "quadruplet_margin2": _WEIGHT,

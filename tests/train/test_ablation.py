@@ -28,7 +28,11 @@ def test_grid_entries_follow_the_paper_tables():
         "resnetv2_50x1_bit", "vgg16", "vgg19", "vit_base_patch16_224"]
     methods = grid_entries("methods", cfg)
     assert [(name, o["method"]) for name, o in methods] == [
-        ("FGCrossNet", "fgcrossnet"), ("DCINet", "dcinet")]
+        ("FGCrossNet", "fgcrossnet"), ("DCINet", "dcinet"), ("probe", "probe")]
+    # the frozen-encoder baseline needs pretrained encoders: left out without, and the table says so
+    tiny = load_config("cpu-tiny")
+    assert [name for name, _ in grid_entries("methods", tiny)] == ["FGCrossNet", "DCINet"]
+    assert "probe) is left out" in grid_note("methods", tiny) and grid_note("methods", cfg) == ""
     # every other key (backbone, schedule, data, seed) comes from the shared config
     assert set(methods[0][1]) == {"method"}
     assert methods[1][1]["interaction"] == "cmsi+cmci"
@@ -106,9 +110,12 @@ def test_one_modality_trains_the_variant_rows_with_cmsi_alone():
     assert note == ("One modality (audio): CMCI swaps channels between modalities and never fires "
                     "here, so its rows (resnet10t+CMSI+CMCI cmci_mode=symmetric) are left out and "
                     "these rows train CMSI alone: resnet10t+CMSI, resnet10t+CMSI label_smoothing=0.1, "
-                    "resnet10t+CMSI cmsi_box=beta, resnet10t+CMSI cutmix_minmax=[0.3,0.8].\n")
+                    "resnet10t+CMSI cmsi_box=beta, resnet10t+CMSI cutmix_minmax=[0.3,0.8]; CMSI "
+                    "has no other modality to pair a map with, so the cmsi_pairs rows "
+                    "(resnet10t+CMSI+CMCI cmsi_pairs=cross) are left out.\n")
     assert grid_note("variants", cfg, cmsi_only=True).startswith(
-        "resnet10t+CMSI: label_smoothing=0.0, cmsi_box=minmax, cutmix_minmax=[0.5,0.6];")
+        "resnet10t+CMSI: label_smoothing=0.0, cmsi_box=minmax, cutmix_minmax=[0.5,0.6], "
+        "cmsi_pairs=flip;")
     layers, note = one_modality_rows(grid_entries("layers", cfg), ["image"])
     assert layers == [(f"layer{k}", {"interaction": "cmsi", "layer": k}) for k in (1, 2, 3, 4)]
     assert note.endswith(", so these rows train CMSI alone: layer1, layer2, layer3, layer4.\n")

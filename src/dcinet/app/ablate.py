@@ -59,7 +59,9 @@ VARIANT_KEYS = ("cmci_mode", "label_smoothing", "cmsi_box", "cutmix_minmax", "cm
 def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> list[tuple[str, dict]]:
     """(row name, overrides) for a grid: components (Tables 1-2), layers (3), backbones (4),
     methods: DCINet against the FGCrossNet baseline, same backbone, data, schedule and evaluator,
-    and the method variants (:func:`variant_entries`).
+    and, with ``cfg.pretrained`` set, the frozen-encoder baseline ``probe``
+    (:class:`~dcinet.models.probe.Probe`: the same pretrained backbone, frozen, and MiniLM for
+    texts, with one linear head per modality); and the method variants (:func:`variant_entries`).
 
     Backbones and ``cfg.pretrained``: ``timm`` gives each backbone its own default timm weights;
     ``timm:<model>.<tag>`` goes to the backbone ``<model>``, the others get their defaults
@@ -77,8 +79,11 @@ def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> 
         return [(b, {"interaction": "cmsi+cmci", "backbone": b, **weights})
                 for b, weights in zip(names, _backbone_weights(cfg.pretrained, names), strict=True)]
     if grid == "methods":
-        return [("FGCrossNet", {"method": "fgcrossnet"}),
+        rows = [("FGCrossNet", {"method": "fgcrossnet"}),
                 ("DCINet", {"method": "dcinet", "interaction": "cmsi+cmci"})]
+        if cfg.pretrained:  # the frozen-encoder baseline needs pretrained encoders
+            rows.append(("probe", {"method": "probe"}))
+        return rows
     if grid in VARIANT_GRIDS:
         return variant_entries(grid, cfg)
     raise DcinetError(f"unknown grid '{grid}' (choose {', '.join(ABLATION_GRIDS)})")
@@ -131,13 +136,18 @@ def one_modality_rows(entries: list[tuple[str, dict]],
     (``interactions_fired`` counts 0) and CMSI+CMCI trains as CMSI bit for bit. So every row that
     uses CMCI trains CMSI alone (``interaction: cmsi``, ``+CMSI+CMCI`` renamed ``+CMSI``, a
     ``cmci_mode`` setting dropped), and a row that would then repeat an earlier one, or whose only
-    interaction is CMCI (the plain network plus ``L_dual`` on unchanged maps), is left out.
+    interaction is CMCI (the plain network plus ``L_dual`` on unchanged maps), is left out. A row
+    that sets ``cmsi_pairs`` is left out too: with one modality there is no other to pair with
+    (``cross`` then draws any other map, a random pairing like ``flip``'s).
     """
     if len(modalities) != 1:
         return entries, ""
     kept: list[tuple[str, dict]] = []
-    left_out, changed = [], []
+    left_out, changed, pairs = [], [], []
     for name, overrides in entries:
+        if "cmsi_pairs" in overrides:
+            pairs.append(name)
+            continue
         interaction = overrides.get("interaction", "")
         both = interaction == "cmsi+cmci"
         if both:
@@ -150,13 +160,16 @@ def one_modality_rows(entries: list[tuple[str, dict]],
                             if not part.startswith("cmci_mode="))
             changed.append(name)
         kept.append((name, overrides))
-    if not left_out and not changed:
+    if not left_out and not changed and not pairs:
         return entries, ""
     note = f"One modality ({modalities[0]}): CMCI swaps channels between modalities and never fires here"
     if left_out:
         note += f", so its rows ({', '.join(left_out)}) are left out"
     if changed:
         note += f"{' and' if left_out else ', so'} these rows train CMSI alone: {', '.join(changed)}"
+    if pairs:
+        note += (f"; CMSI has no other modality to pair a map with, so the cmsi_pairs rows "
+                 f"({', '.join(pairs)}) are left out")
     return kept, note + ".\n"
 
 
@@ -165,8 +178,12 @@ def _value(v: object) -> str:
 
 
 def grid_note(grid: str, cfg: Config, cmsi_only: bool = False) -> str:
-    """The line a variant grid's table adds: the settings of its DCINet row ('' for the others).
+    """The line a variant grid's table adds: the settings of its DCINet row; the methods grid's
+    says when the probe row is left out ('' for the others).
     ``cmsi_only``: on one modality, where that row trains CMSI alone (:func:`one_modality_rows`)."""
+    if grid == "methods" and not cfg.pretrained:
+        return ("The frozen-encoder baseline (probe) is left out: it needs pretrained weights "
+                "(pretrained=...).\n")
     if grid not in VARIANT_GRIDS:
         return ""
     keys = [k for k in VARIANT_KEYS if not (cmsi_only and k == "cmci_mode")]

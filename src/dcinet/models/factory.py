@@ -19,14 +19,21 @@ from dcinet.models.ccrn import create_backbone
 from dcinet.models.dcinet import DCINet
 from dcinet.models.fgcrossnet import FGCrossNet
 from dcinet.models.interaction import MixupSettings
+from dcinet.models.minilm import load_minilm
 from dcinet.models.pretrained import load_pretrained
+from dcinet.models.probe import Probe
 from dcinet.rundir import load_weights, read_run, resolve_checkpoint
 
 
 def create_model(cfg: Config, num_classes: int, modalities: list[str],
-                 state_dict: dict[str, torch.Tensor] | None = None) -> DCINet | FGCrossNet:
+                 state_dict: dict[str, torch.Tensor] | None = None) -> DCINet | FGCrossNet | Probe:
     """The model ``cfg`` describes, for ``num_classes`` classes and the training ``modalities``:
-    :class:`DCINet` for ``method: dcinet``, :class:`FGCrossNet` for ``method: fgcrossnet``.
+    :class:`DCINet` for ``method: dcinet``, :class:`FGCrossNet` for ``method: fgcrossnet``,
+    :class:`~dcinet.models.probe.Probe` for ``method: probe``.
+
+    The frozen all-MiniLM-L6-v2 (``text_embedding: minilm``, or the probe's text encoder) is
+    loaded from its installed package (:func:`~dcinet.models.minilm.load_minilm`) whether or not
+    ``state_dict`` is given: it is never part of a run's weights.
 
     Args:
         state_dict: every weight of the model (e.g. a checkpoint already in memory), loaded
@@ -34,8 +41,8 @@ def create_model(cfg: Config, num_classes: int, modalities: list[str],
             when set (see :func:`~dcinet.models.pretrained.load_pretrained`).
     Raises:
         DcinetError: unknown backbone or method, pretrained weights of another architecture (or
-            timm weights not obtainable offline), a state dict of another model, or a CMSI map
-            too small to cut a box from.
+            timm weights not obtainable offline), a state dict of another model, a CMSI map
+            too small to cut a box from, or MiniLM needed and not installed.
     """
     from dcinet.data.text import VOCAB_SIZE
 
@@ -45,8 +52,10 @@ def create_model(cfg: Config, num_classes: int, modalities: list[str],
         load_pretrained(net, cfg.pretrained)
     text = {"vocab_size": VOCAB_SIZE, "text_len": cfg.text_len, "img_size": cfg.img_size,
             "text_channels": cfg.text_channels, "text_embedding": cfg.text_embedding}
-    if cfg.method == "fgcrossnet":
-        model: DCINet | FGCrossNet = FGCrossNet(
+    if cfg.method == "probe":
+        model: DCINet | FGCrossNet | Probe = _create_probe(cfg, num_classes, modalities, net)
+    elif cfg.method == "fgcrossnet":
+        model = FGCrossNet(
             num_classes, modalities, backbone=cfg.backbone, **text, w_center=cfg.w_center,
             w_quadruplet=cfg.w_quadruplet, margin1=cfg.quadruplet_margin1,
             margin2=cfg.quadruplet_margin2, net=net, ce_label_smoothing=cfg.ce_label_smoothing)
@@ -57,12 +66,27 @@ def create_model(cfg: Config, num_classes: int, modalities: list[str],
                        ce_label_smoothing=cfg.ce_label_smoothing)
         _check_cmsi_map(model, cfg)
     else:
-        raise DcinetError(f"config key 'method' must be dcinet or fgcrossnet, got {cfg.method!r}")
+        raise DcinetError(f"config key 'method' must be dcinet, fgcrossnet or probe, got {cfg.method!r}")
+    if cfg.text_embedding == "minilm" and getattr(model, "text", None) is not None:
+        model.text.encoder = load_minilm()
     if state_dict is not None:
         _load_exactly(model, state_dict, "the given state dict")
     if cfg.channels_last:  # 4-d weights NHWC: oneDNN's and cuDNN's faster kernels for most CNNs
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def _create_probe(cfg: Config, num_classes: int, modalities: list[str],
+                  net: nn.Module | None) -> Probe:
+    """The frozen-encoder baseline: ``net`` (the backbone with ``cfg.pretrained``'s weights; a new
+    one when a state dict will fill it) without its classifier, MiniLM for text."""
+    if any(m != "text" for m in modalities):
+        net = net if net is not None else create_backbone(cfg.backbone, num_classes, cfg.img_size)
+        net.reset_classifier(0)
+    else:
+        net = None
+    text = load_minilm() if "text" in modalities else None
+    return Probe(num_classes, modalities, net, text, cfg.img_size, cfg.ce_label_smoothing)
 
 
 def _check_cmsi_map(model: nn.Module, cfg: Config) -> None:
