@@ -2,8 +2,12 @@
 
 The public API::
 
-    from dcinet import load_config, fit, evaluate_run, load_trained, Searcher
+    import dcinet
+    model = dcinet.load("runs/mine")                        # a trained run
+    vectors = model.encode_image(["photo.jpg"])             # (1, D), L2-normalised
+    hits = dcinet.Searcher("index/", model=model).search_vector(vectors[0], k=5)
 
+- :func:`load` — a run as an :class:`Encoder` (``encode_image / encode_audio / encode_text``);
 - :func:`load_config` — a preset (``paper``, ``cpu-tiny``) or YAML file plus ``key=value`` overrides;
 - :func:`read_collection` — a dataset (``folder``, ``fgxmedia``, ``cub``) as records;
 - :func:`create_model` — DCINet (or the FGCrossNet baseline) for a config;
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from dcinet.data.readers import read_collection
     from dcinet.models.factory import create_model, load_trained
     from dcinet.retrieval.directions import evaluate_directions
+    from dcinet.retrieval.encoder import Encoder, load
     from dcinet.retrieval.evaluate import evaluate_run
     from dcinet.retrieval.search import Searcher
     from dcinet.train.loop import fit
@@ -38,13 +43,14 @@ _HEAVY = {
     "create_model": "dcinet.models.factory", "load_trained": "dcinet.models.factory",
     "evaluate_directions": "dcinet.retrieval.directions",
     "evaluate_run": "dcinet.retrieval.evaluate",
+    "Encoder": "dcinet.retrieval.encoder", "load": "dcinet.retrieval.encoder",
     "Searcher": "dcinet.retrieval.search",
     "fit": "dcinet.train.loop",
 }
 """Where each torch-dependent name of the API lives (the imports under ``TYPE_CHECKING``)."""
 
-__all__ = ["Config", "DcinetError", "Searcher", "create_model", "evaluate_directions",
-           "evaluate_run", "fit", "load_config", "load_trained", "read_collection"]
+__all__ = ["Config", "DcinetError", "Encoder", "Searcher", "create_model", "evaluate_directions",
+           "evaluate_run", "fit", "load", "load_config", "load_trained", "read_collection"]
 
 
 def __getattr__(name: str) -> object:

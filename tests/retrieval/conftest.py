@@ -33,8 +33,8 @@ def tiny_embeddings(tiny_run: Path, tiny_builtin: Path) -> Path:
     from dcinet.retrieval.features import Inference
 
     out = tiny_run.parent / "emb"
-    embed_run(tiny_run, tiny_builtin, out, chunk_size=4, inference=Inference(batch_size=4),
-              progress=False)
+    embed_run(tiny_run, tiny_builtin, out, split="test", chunk_size=4,
+              inference=Inference(batch_size=4), progress=False)
     return out
 
 

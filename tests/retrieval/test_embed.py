@@ -20,15 +20,16 @@ BATCH_4 = Inference(batch_size=4)
 
 def test_embeddings_equal_the_features_evaluate_ranks(tiny_run, tiny_builtin, tiny_embeddings,
                                                       tmp_path):
-    evaluate_run(tiny_run, tiny_builtin, save_features_dir=tmp_path / "eval",
+    evaluate_run(tiny_run, tiny_builtin, feature="embedding", save_features_dir=tmp_path / "eval",
                  inference=BATCH_4)
     manifest = read_manifest(tiny_embeddings)
-    assert manifest["feature"] == "softmax" and manifest["split"] == "test"
+    assert manifest["feature"] == "embedding" and manifest["split"] == "test"
     assert set(manifest["modalities"]) == {"image", "audio", "text"}
     for modality in manifest["modalities"]:
         vectors, metadata = load_embeddings(tiny_embeddings, modality)
         expected = np.load(tmp_path / "eval" / f"{modality}_features.npy")
-        assert vectors.dtype == np.float32 and vectors.shape == expected.shape == (8, 4)
+        assert vectors.dtype == np.float32 and vectors.shape == expected.shape
+        assert vectors.shape[0] == 8 and vectors.shape[1] > 4  # the pooled width, not 4 classes
         np.testing.assert_array_equal(vectors, expected)  # bit-identical, chunked at 4 rows
         labels = np.load(tmp_path / "eval" / f"{modality}_labels.npy")
         assert [m["label"] for m in metadata] == labels.tolist()
@@ -57,14 +58,16 @@ def test_interrupted_embedding_resumes_where_it_stopped(tiny_run, tiny_builtin, 
     monkeypatch.setattr(embed_module, "extract_features", failing_after_three)
     out = tmp_path / "emb"
     with pytest.raises(KeyboardInterrupt):
-        embed_run(tiny_run, tiny_builtin, out, chunk_size=4, inference=BATCH_4, progress=False)
+        embed_run(tiny_run, tiny_builtin, out, "test", chunk_size=4, inference=BATCH_4,
+                  progress=False)
     assert len(list((out / "chunks").glob("*.npy"))) == 3  # image 0-3, 4-7, audio 0-3
     with pytest.raises(DcinetError, match="incomplete"):
         read_manifest(out)
 
     calls.clear()
     monkeypatch.setattr(embed_module, "extract_features", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
-    embed_run(tiny_run, tiny_builtin, out, chunk_size=4, inference=BATCH_4, progress=False)
+    embed_run(tiny_run, tiny_builtin, out, "test", chunk_size=4, inference=BATCH_4,
+                  progress=False)
     # 6 chunks in all (3 modalities x 2); the 3 finished ones are not recomputed
     assert [s[0].modality for s in calls] == ["audio", "text", "text"]
     assert not (out / "chunks").exists()
@@ -73,14 +76,15 @@ def test_interrupted_embedding_resumes_where_it_stopped(tiny_run, tiny_builtin, 
                                       load_embeddings(tiny_embeddings, modality)[0])
 
     calls.clear()  # a complete folder: nothing to do
-    embed_run(tiny_run, tiny_builtin, out, chunk_size=4, inference=BATCH_4, progress=False)
+    embed_run(tiny_run, tiny_builtin, out, "test", chunk_size=4, inference=BATCH_4,
+                  progress=False)
     assert calls == []
 
 
 def test_resume_refuses_other_settings_and_foreign_folders(tiny_run, tiny_builtin, tiny_embeddings,
                                                            tmp_path):
     with pytest.raises(DcinetError, match="feature"):
-        embed_run(tiny_run, tiny_builtin, tiny_embeddings, feature="embedding", chunk_size=4,
+        embed_run(tiny_run, tiny_builtin, tiny_embeddings, "test", feature="logits", chunk_size=4,
                   inference=BATCH_4, progress=False)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -98,7 +102,7 @@ def test_embed_cli_writes_embedding_features_in_whole_batch_chunks(tiny_run, tin
     manifest = json.loads((out / "embed.json").read_text())
     assert manifest["feature"] == "embedding"
     assert manifest["job"]["chunk_size"] == 8  # rounded up to whole batches
-    assert manifest["modalities"]["image"] == {"count": 8, "dim": 512}  # resnet18 pooled width
-    assert "image 8 x 512" in capsys.readouterr().out
+    assert manifest["modalities"]["image"] == {"count": 32, "dim": 512}  # every split; pooled width
+    assert "split all; image 32 x 512" in capsys.readouterr().out
     assert main(["embed", str(tiny_run), "--data", str(tmp_path / "missing"), "--out",
                  str(tmp_path / "x")]) == 2

@@ -28,7 +28,10 @@ def test_a_gallery_file_as_query_embeds_to_its_gallery_row(searcher, tiny_embedd
         meta = metadata[row]
         query = meta["text"] if modality == "text" else Path(meta["path"]).read_bytes()
         vector = searcher.embed_query(query, modality)
-        np.testing.assert_allclose(vector, gallery[row], rtol=1e-5, atol=1e-6)
+        # one query alone against a row of a batch of 4: float32 kernels may round differently,
+        # so the unit vectors (what the index compares) agree to float32 precision, not bits
+        np.testing.assert_allclose(vector / np.linalg.norm(vector),
+                                   gallery[row] / np.linalg.norm(gallery[row]), atol=1e-6)
         hits = searcher.search(query, modality, k=8, target=modality)
         mine = next(h for h in hits if h.row == row)
         assert mine.score == pytest.approx(1.0, abs=1e-5) and mine.score >= hits[0].score - 1e-5

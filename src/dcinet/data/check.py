@@ -107,6 +107,24 @@ def check_collection(collection: Collection, cfg: Config | None = None, decode: 
     return CheckReport(problems, dict(counts), list(collection.classes), bad)
 
 
+def check_items(samples: list[Sample], progress: bool = False,
+                dist: DistInfo | None = None) -> list[Problem]:
+    """The problems of items to embed (a gallery, not training data): entries listed twice and
+    files that do not decode. Byte-identical copies and classes of one modality are fine in a
+    gallery (they break no search), and unlabelled items are fine too.
+
+    Returns:
+        Every problem, in the items' order (empty when all of them decode).
+    """
+    problems: list[Problem] = []
+    bad: set[int] = set()
+    positions = list(range(len(samples)))
+    _duplicate_entries(samples, positions, problems, bad)
+    unique = [i for i in positions if i not in bad]
+    _decode_all([samples[i] for i in unique], problems, bad, unique, progress, dist or DistInfo())
+    return problems
+
+
 def _duplicate_entries(samples: list[Sample], chosen: list[int], problems: list[Problem],
                        bad: set[int]) -> None:
     """Report every repeat of an already listed ``(modality, path)``."""

@@ -18,6 +18,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 """Known splits, in reading order (``val``: a layout's own validation split, see
 :mod:`dcinet.data.splits`)."""
 
+UNLABELLED = -1
+"""The label of an item of no known class (a gallery's unlabelled file; its class name is ``""``)."""
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -26,7 +29,7 @@ class Sample:
     Attributes:
         modality: one of :data:`MODALITIES`.
         split: one of :data:`SPLITS`.
-        label: 0-based class index into :attr:`Collection.classes`.
+        label: 0-based class index into :attr:`Collection.classes`, or :data:`UNLABELLED`.
         class_name: the class's name (folder name, list-file class, CUB class).
         path: the media file (for video: a folder of frames); ``None`` for inline text.
         text: inline text content (queries typed by a user); ``None`` when ``path`` is set.

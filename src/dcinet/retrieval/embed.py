@@ -5,11 +5,18 @@ ranks), computed chunk by chunk so that a large collection survives an interrupt
 ``EMB_DIR``:
 
 * ``embed.json`` — what produced the embeddings (run directory, weights file and its sha256,
-  feature, split, dataset root, classes), per-modality row counts and dimensions, and
-  ``"complete": true`` once every modality is assembled;
+  feature, split, folder and its format, the folder's own classes), per-modality row counts and
+  dimensions, and ``"complete": true`` once every modality is assembled;
 * ``<modality>.npy`` — float32 ``(N, D)``; row ``i`` belongs to line ``i`` of
 * ``<modality>.jsonl`` — one object per row: ``row, modality, label, class_name, path, text,
-  source`` (``text``: the whole text of a text sample, else null);
+  source`` (``label`` / ``class_name``: null for an unlabelled item; ``text``: the whole text of
+  a text item, else null).
+
+The folder may be any folder (:func:`gallery_samples`): a dataset in any layout, with any subset
+of the modalities and classes the run never saw, or loose files without labels. The default
+feature is :data:`GALLERY_FEATURE`, the pooled embedding: it ranks classes the run never saw, and
+it never saturates into runs of equal scores as softmax probabilities do (``evaluate`` keeps the
+paper's softmax for its tables).
 * ``chunks/<modality>-<start>.npy`` — finished chunks while running; removed when complete.
 
 A second call with the same run, data, split and feature continues where the first stopped.
@@ -26,7 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dcinet.data.records import Sample
+from dcinet.data.any_folder import ALL_SPLITS, AnyFolder, read_any
+from dcinet.data.check import check_items
+from dcinet.data.problems import format_problems
+from dcinet.data.records import UNLABELLED, Sample
 from dcinet.data.text import read_text
 from dcinet.distributed import DistInfo, barrier
 from dcinet.errors import DcinetError
@@ -36,6 +46,12 @@ from dcinet.retrieval.features import Inference, extract_features
 
 MANIFEST = "embed.json"
 CHUNK_DIR = "chunks"
+GALLERY_FEATURE = "embedding"
+"""The feature ``embed`` (and so ``index``, ``search``, ``serve``) uses unless told otherwise
+(``bench/unseen_classes.py`` measured it against ``logits`` and ``softmax``)."""
+GALLERY_FEATURES = ("embedding", "logits")
+"""The features a gallery may hold: ``softmax`` saturates (many items score 1.0 against a
+confident query) and cannot tell apart classes the run never saw, so it is ``evaluate``'s only."""
 
 
 def file_sha256(path: Path) -> str:
@@ -52,8 +68,10 @@ def sample_metadata(sample: Sample, row: int) -> dict:
     text = sample.text
     if sample.modality == "text" and text is None and sample.path is not None:
         text = " ".join(read_text(sample.path).split())
-    return {"row": row, "modality": sample.modality, "label": int(sample.label),
-            "class_name": sample.class_name,
+    labelled = sample.label != UNLABELLED
+    return {"row": row, "modality": sample.modality,
+            "label": int(sample.label) if labelled else None,
+            "class_name": sample.class_name if labelled else None,
             "path": str(sample.path.resolve()) if sample.path is not None else None,
             "text": text, "source": sample.source}
 
@@ -106,11 +124,11 @@ def load_embeddings(emb_dir: Path, modality: str, mmap: bool = True) -> tuple[np
 
 
 def _job(trained: TrainedModel, samples: list[Sample], data_root: Path, split: str, feature: str,
-         chunk_size: int) -> dict:
+         chunk_size: int, data_format: str) -> dict:
     """What determines the embeddings: a resumed run must match it exactly."""
     return {"run_dir": str(trained.run_dir.resolve()), "weights": str(trained.weights.resolve()),
             "weights_sha256": file_sha256(trained.weights), "feature": feature, "split": split,
-            "data_root": str(Path(data_root).resolve()), "format": trained.cfg.format,
+            "data_root": str(Path(data_root).resolve()), "format": data_format,
             "samples_sha256": _samples_digest(samples), "chunk_size": chunk_size}
 
 
@@ -162,8 +180,9 @@ def _assemble(out: Path, modality: str, starts: list[int], n: int) -> int:
 
 
 def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_root: Path,
-                  split: str = "test", feature: str | None = None, chunk_size: int = 1024,
-                  inference: Inference | None = None, progress: bool = True) -> dict:
+                  split: str = ALL_SPLITS, feature: str | None = None, chunk_size: int = 1024,
+                  inference: Inference | None = None, progress: bool = True,
+                  classes: list[str] | None = None, data_format: str | None = None) -> dict:
     """Write the features of ``samples`` (any modalities) to ``out``, resuming a partial run.
 
     Under ``torchrun`` the chunks are dealt to the ranks in turn (chunk ``j`` of a modality to
@@ -172,23 +191,35 @@ def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_
 
     Args:
         trained: the model (:func:`~dcinet.models.factory.load_trained`), on the inference device.
-        samples: the gallery, e.g. :func:`~dcinet.retrieval.evaluate.split_samples`.
-        data_root, split: recorded in the manifest (and part of what a resume must match).
-        feature: ``softmax`` / ``logits`` / ``embedding``; None = the run's ``eval_feature``.
+        samples: the gallery, e.g. :func:`gallery_samples`' (labels may be
+            :data:`~dcinet.data.records.UNLABELLED`).
+        data_root, split, data_format: recorded in the manifest (and part of what a resume must
+            match).
+        feature: one of :data:`GALLERY_FEATURES` (``softmax`` is refused); None =
+            :data:`GALLERY_FEATURE`.
         chunk_size: rows per chunk file, rounded up to a multiple of the batch size so that the
             batches, and so the features, are exactly those of one ``extract_features`` call.
         inference: device, batch size, workers, AMP, process group (default: one CPU process).
+        classes: the names of the samples' labels (``classes[label]``); None = the run's.
     Returns:
         The manifest (also in ``out/embed.json``).
     """
+    feature = feature or GALLERY_FEATURE
+    if feature not in GALLERY_FEATURES:
+        raise DcinetError(f"feature {feature!r} cannot index a gallery: softmax probabilities "
+                          f"saturate into equal scores and cannot rank classes the run never "
+                          f"saw; choose {' or '.join(GALLERY_FEATURES)} (dcinet evaluate keeps "
+                          f"the paper's softmax)" if feature == "softmax" else
+                          f"feature must be one of {', '.join(GALLERY_FEATURES)}, got {feature!r}")
+    classes = list(trained.classes if classes is None else classes)
     inference = inference or Inference()
     dist = inference.dist
     if chunk_size <= 0:
         raise DcinetError("chunk size must be positive")
-    feature = feature or trained.cfg.eval_feature
     chunk_size = -(-chunk_size // inference.batch_size) * inference.batch_size
     out = Path(out)
-    job = _job(trained, samples, data_root, split, feature, chunk_size)
+    job = _job(trained, samples, data_root, split, feature, chunk_size,
+               data_format or trained.cfg.format)
     if dist.is_main:  # rank 0 checks the folder and starts the manifest before any rank reads it
         manifest = _start_or_resume(out, job)
         if not manifest["complete"]:
@@ -225,7 +256,7 @@ def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_
     barrier(dist)  # every rank's chunks are on disk
     if dist.is_main:
         manifest = _finish(out, manifest, modalities, subsets={
-            m: [s for s in samples if s.modality == m] for m in modalities}, classes=trained.classes)
+            m: [s for s in samples if s.modality == m] for m in modalities}, classes=classes)
     barrier(dist)
     return manifest if dist.is_main else read_manifest(out)
 
@@ -242,24 +273,64 @@ def _finish(out: Path, manifest: dict, modalities: dict[str, tuple[int, list[int
         shapes[modality] = {"count": count, "dim": dim}
     manifest.update({"complete": True, "modalities": shapes, "classes": classes,
                      **{k: manifest["job"][k] for k in ("run_dir", "weights", "weights_sha256",
-                                                        "feature", "split", "data_root")}})
+                                                        "feature", "split", "data_root",
+                                                        "format")}})
     _write_json(out / MANIFEST, manifest)
     shutil.rmtree(out / CHUNK_DIR, ignore_errors=True)
     return manifest
 
 
-def embed_run(run: Path, data_root: Path | None, out: Path, split: str = "test",
+def gallery_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None = None,
+                    split: str = ALL_SPLITS, modalities: list[str] | None = None,
+                    labels: str = "none", skip_unknown: bool = False,
+                    progress: bool = False) -> AnyFolder:
+    """The checked items of any folder that ``trained`` can embed
+    (:func:`~dcinet.data.any_folder.read_any`): ``data_root`` (default: the run's own dataset,
+    read in its own format) as a dataset in any layout, or loose files.
+
+    Raises:
+        DcinetError: no such folder, a bad option, a refused item (see ``read_any``), or files
+            that do not decode (all of them listed): nothing is skipped silently.
+    """
+    from dcinet.retrieval.evaluate import dataset_root
+
+    root = dataset_root(trained, data_root)
+    own = data_root is None or Path(data_root).resolve() == Path(
+        trained.info.get("data_root") or "").resolve()
+    cfg = trained.cfg
+    if fmt is None and own:
+        fmt = cfg.format
+    options = {}
+    if own and fmt == "fgxmedia":
+        options = {"lists_dir": cfg.lists_dir, "num_classes": cfg.num_classes}
+    elif own and fmt == "cub":
+        options = {"train_flag": cfg.cub_train_flag}
+    found = read_any(root, trained.modalities, fmt, split, modalities, labels, skip_unknown,
+                     options)
+    problems = check_items(found.samples, progress=progress)
+    if problems:
+        raise DcinetError(f"{root}: items that cannot be embedded\n{format_problems(problems)}")
+    return found
+
+
+def embed_run(run: Path, data_root: Path | None, out: Path, split: str = ALL_SPLITS,
               feature: str | None = None, fmt: str | None = None, chunk_size: int = 1024,
               inference: Inference | None = None, progress: bool = True,
-              checkpoint: str = "last") -> dict:
+              checkpoint: str = "last", modalities: list[str] | None = None,
+              labels: str = "none", skip_unknown: bool = False) -> dict:
     """``dcinet embed``: load a run (directory or checkpoint; of a directory, its ``checkpoint``:
-    ``last``, ``best`` or a file) onto the inference device, read and check ``split`` of the
-    dataset as ``evaluate`` does, then :func:`embed_samples`. Returns the manifest."""
+    ``last``, ``best`` or a file) onto the inference device, read and check any folder
+    (:func:`gallery_samples`; ``split``, ``modalities``, ``labels``, ``skip_unknown`` as there),
+    then :func:`embed_samples`. What was left out at the caller's request is printed (stderr).
+    Returns the manifest."""
     from dcinet.models.factory import load_trained
-    from dcinet.retrieval.evaluate import dataset_root, split_samples
     inference = inference or Inference()
     trained = load_trained(Path(run), inference.device, checkpoint)
-    root = dataset_root(trained, data_root)
-    samples = split_samples(trained, root, fmt, split)
-    return embed_samples(trained, samples, out, root, split, feature, chunk_size, inference,
-                         progress)
+    found = gallery_samples(trained, data_root, fmt, split, modalities, labels, skip_unknown,
+                            progress and inference.dist.is_main and sys.stderr.isatty())
+    if progress and inference.dist.is_main:
+        for note in found.notes:
+            print(note, file=sys.stderr)
+    root = Path(data_root) if data_root is not None else Path(trained.info["data_root"])
+    return embed_samples(trained, found.samples, out, root, split, feature, chunk_size,
+                         inference, progress, found.classes, found.format)

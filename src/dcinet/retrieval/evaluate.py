@@ -35,14 +35,18 @@ def dataset_root(trained: TrainedModel, data_root: Path | None) -> Path:
 
 
 def split_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None,
-                 split: str = "test"):
+                 split: str = "test", feature: str = "softmax"):
     """The checked samples of ``split`` for the modalities the model knows, read from
     :func:`dataset_root`; ``train`` and ``val`` as the run divided them
     (:func:`~dcinet.data.splits.hold_out_validation`).
 
+    The dataset's classes may differ from the run's (retrieval of classes the run never saw, as
+    deep-metric-learning papers evaluate CUB's class-disjoint split) when ``feature`` is not
+    ``softmax``: probabilities over the training classes cannot tell unseen classes apart.
+
     Raises:
-        DcinetError: no such root, the dataset's classes (or, for ``train`` and ``val``, its
-            validation items) differ from the run's, or a file is bad.
+        DcinetError: no such root, the dataset's classes differ from the run's with ``softmax``
+            (or, for ``train`` and ``val``, its validation items differ), or a file is bad.
     """
     root = dataset_root(trained, data_root)
     cfg = replace(trained.cfg, format=fmt or trained.cfg.format, modalities=trained.modalities)
@@ -50,11 +54,11 @@ def split_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None
     if split != "test" and validation != trained.info.get("validation"):
         raise DcinetError(f"the validation items of {root} differ from those the run recorded "
                           f"(run.json); use the data it was trained on")
-    if collection.classes != trained.classes:
+    if collection.classes != trained.classes and feature == "softmax":
         raise DcinetError(
             f"the classes of {root} ({collection.num_classes}) differ from those the run was "
-            f"trained on ({len(trained.classes)}); evaluate on the same dataset"
-        )
+            f"trained on ({len(trained.classes)}): softmax probabilities over the training classes "
+            f"cannot rank classes the run never saw; pass --feature embedding")
     samples = [s for s in collection.select(split=split) if s.modality in trained.modalities]
     if not samples:
         raise DcinetError(f"{root} has no '{split}' samples for {', '.join(trained.modalities)}")
@@ -121,9 +125,16 @@ def run_features(path: Path, data_root: Path | None = None, fmt: str | None = No
     """
     inference = inference or Inference()
     trained = load_trained(path, inference.device, checkpoint)
-    samples = split_samples(trained, data_root, fmt, split)
-    return trained, extract_features(trained, samples, feature or trained.cfg.eval_feature,
-                                     inference, progress=progress)
+    feature = feature or trained.cfg.eval_feature
+    samples = split_samples(trained, data_root, fmt, split, feature)
+    return trained, extract_features(trained, samples, feature, inference, progress=progress)
+
+
+def class_names(features: dict[str, ModalityFeatures]) -> list[str]:
+    """``names[label]`` for the labels of the samples behind ``features`` (the dataset's own
+    classes, which may differ from the run's); ``""`` for a label no sample has."""
+    named = {s.label: s.class_name for f in features.values() for s in f.samples}
+    return [named.get(label, "") for label in range(max(named, default=-1) + 1)]
 
 
 def evaluate_run(path: Path, data_root: Path | None = None, fmt: str | None = None,
@@ -152,8 +163,9 @@ def evaluate_run(path: Path, data_root: Path | None = None, fmt: str | None = No
                                   checkpoint)
     if not inference.dist.is_main:
         return None
+    names = class_names(feats)
     if save_features_dir is not None:
-        save_features(feats, Path(save_features_dir), trained.classes)
+        save_features(feats, Path(save_features_dir), names)
     return evaluate_directions({m: f.features for m, f in feats.items()},
                                {m: f.labels for m, f in feats.items()},
-                               resamples=resamples, seed=seed, class_names=trained.classes)
+                               resamples=resamples, seed=seed, class_names=names)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcinet.data.records import MODALITIES
+from dcinet.data.records import MODALITIES, UNLABELLED
 from dcinet.errors import DcinetError
 from dcinet.files import atomic_write_bytes
 from dcinet.retrieval.backends import gallery_class
@@ -36,7 +36,7 @@ from dcinet.retrieval.gallery import Gallery, normalized
 INDEX_FILE = "index.json"
 ADD_BLOCK = 65536
 """Embedding rows read, normalised and added per step."""
-MODEL_KEYS = ("run_dir", "weights", "weights_sha256", "feature", "split", "data_root", "classes")
+MODEL_KEYS = ("run_dir", "weights", "weights_sha256", "feature", "split", "data_root")
 SAME_MODEL = ("weights_sha256", "feature")
 
 
@@ -127,10 +127,29 @@ class NpyRows:
             done += got
 
 
+def _class_map(info: dict, emb_classes: list[str]) -> dict[int | None, int]:
+    """The index's label of each label of an ``EMB_DIR`` (its class names added to the index's
+    ``classes`` when new), and :data:`~dcinet.data.records.UNLABELLED` for an unlabelled item."""
+    position = {name: i for i, name in enumerate(info["classes"])}
+    for name in emb_classes:
+        if name not in position:
+            position[name] = len(info["classes"])
+            info["classes"].append(name)
+    return {None: UNLABELLED, **{i: position[name] for i, name in enumerate(emb_classes)}}
+
+
+def _stored(item: dict, row: int, labels: dict[int | None, int]) -> dict:
+    """An ``embed`` metadata line as the gallery stores it: its row in the index, its label in the
+    index's classes (unlabelled: ``-1`` and class name ``""``, as every backend can filter)."""
+    return {**item, "row": row, "label": labels[item["label"]],
+            "class_name": item["class_name"] or ""}
+
+
 def _fill(gallery: Gallery, emb_dir: Path, modalities: list[str]) -> None:
     """Add the embeddings of ``modalities`` of ``emb_dir`` in blocks, rows numbered from each
-    modality's next free row."""
+    modality's next free row, labels mapped into the index's classes."""
     manifest = read_manifest(emb_dir)
+    labels = _class_map(gallery.info, manifest["classes"])
     for modality in [m for m in MODALITIES if m in modalities]:
         vectors = NpyRows(emb_dir / f"{modality}.npy")
         shape = (manifest["modalities"][modality]["count"], gallery.info["dim"])
@@ -142,7 +161,7 @@ def _fill(gallery: Gallery, emb_dir: Path, modalities: list[str]) -> None:
         with open(emb_dir / f"{modality}.jsonl", encoding="utf-8") as fh:
             for start in range(0, len(vectors), ADD_BLOCK):
                 block = vectors[start:start + ADD_BLOCK]
-                items = [{**json.loads(line), "row": first + start + i}
+                items = [_stored(json.loads(line), first + start + i, labels)
                          for i, line in enumerate(islice(fh, len(block)))]
                 last = start + len(block) == len(vectors)
                 if len(items) != len(block) or (last and fh.readline()):
@@ -196,7 +215,7 @@ def build_index(emb_dir: Path, out: Path, kind: str = "flat", modalities: list[s
                                       "total": sum(manifest["modalities"][m]["count"]
                                                    for m in chosen)},
             "embeddings": str(emb_dir.resolve()), "appended": [],
-            **{k: manifest[k] for k in MODEL_KEYS}}
+            **{k: manifest[k] for k in MODEL_KEYS}, "classes": []}  # filled by _fill
     gallery = cls.create(out, info)
     _fill(gallery, emb_dir, chosen)
     return _save(out, gallery)

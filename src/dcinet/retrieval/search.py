@@ -13,16 +13,17 @@ as ``embed`` does for the gallery.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dcinet.data.decode import SampleDecoder
+from dcinet.data.records import UNLABELLED
 from dcinet.errors import DcinetError
 from dcinet.retrieval.embed import file_sha256
-from dcinet.retrieval.features import Inference, encode_views
+from dcinet.retrieval.encoder import Encoder
 from dcinet.retrieval.gallery import item_key, normalized
 from dcinet.retrieval.index import open_gallery
 
@@ -40,7 +41,8 @@ class Hit:
 
     Attributes:
         rank: 1-based position. score: cosine similarity to the query (float32 precision).
-        modality, label, class_name: the gallery item's. row: its number in the index's
+        modality, label, class_name: the gallery item's (label: its class's position in the
+        index's classes; label and class_name None for an unlabelled item). row: its number in the index's
         ``modality`` gallery (for the first embeddings indexed: its row there). id:
         ``"<modality>/<row>"``, what ``dcinet index INDEX --delete`` takes.
         path: its file (absolute), or None. text: a text item's whole text, else None.
@@ -49,8 +51,8 @@ class Hit:
     rank: int
     score: float
     modality: str
-    label: int
-    class_name: str
+    label: int | None
+    class_name: str | None
     row: int
     id: str
     path: str | None
@@ -78,22 +80,33 @@ class Searcher:
         run: the run directory or weights file to embed queries with (default: the weights
             recorded in the index; pass it when the run was moved). Its sha256 must match.
         device: where the model embeds queries: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        model: an :class:`~dcinet.retrieval.encoder.Encoder` already loaded
+            (``dcinet.load``) to embed queries with, instead of ``run`` / ``device``; it must be
+            the index's model and feature.
     """
 
-    def __init__(self, index_dir: Path, run: Path | None = None, device: str = "cpu") -> None:
-        from dcinet.distributed import resolve_device
-        from dcinet.models.factory import load_trained
-
+    def __init__(self, index_dir: Path, run: Path | None = None, device: str = "cpu",
+                 model: Encoder | None = None) -> None:
         self.gallery = open_gallery(Path(index_dir))
         info = self.gallery.info
-        self.device = resolve_device(device)
-        self.trained = load_trained(Path(run) if run else Path(info["weights"]), self.device)
+        self.feature: str = info["feature"]
+        if model is None:
+            from dcinet.distributed import resolve_device
+            from dcinet.models.factory import load_trained
+
+            trained = load_trained(Path(run) if run else Path(info["weights"]),
+                                   resolve_device(device))
+            model = Encoder(trained, self.feature, batch_size=64)
+        elif run is not None:
+            raise DcinetError("pass either model or run, not both")
+        elif model.feature != self.feature:
+            raise DcinetError(f"the model gives {model.feature} vectors but {index_dir} holds "
+                              f"{self.feature} vectors; load it with feature={self.feature!r}")
+        self.encoder, self.trained, self.device = model, model.trained, model.device
         if file_sha256(self.trained.weights) != info["weights_sha256"]:
             raise DcinetError(f"{self.trained.weights} is not the model that embedded "
                               f"{index_dir} (weights differ); pass the run it was built from")
-        self.feature: str = info["feature"]
         self.decoder = SampleDecoder(self.trained.cfg)
-        self._lock = threading.Lock()
 
     @property
     def query_modalities(self) -> list[str]:
@@ -137,11 +150,8 @@ class Searcher:
     def embed_query(self, query: QuerySource, modality: str, name: str | None = None) -> np.ndarray:
         """The query's feature, float32 ``(D,)`` (not normalised), as ``embed`` computes rows:
         :func:`~dcinet.retrieval.features.encode_views` of :meth:`query_tensor`."""
-        views = self.query_tensor(query, modality, name)
-        with self._lock:
-            out = encode_views(self.trained.model, [views], modality, self.feature,
-                               Inference(self.device, amp=False))
-        return out.numpy()[0]
+        return self.encoder.encode_views([self.query_tensor(query, modality, name)],
+                                         modality).numpy()[0]
 
     def check_request(self, k: int, target: str, class_name: str | None = None) -> None:
         """Raise :class:`DcinetError` unless ``1 <= k <= MAX_K`` (an int), ``target`` is a
@@ -159,9 +169,12 @@ class Searcher:
                       nprobe: int | None = None, class_name: str | None = None) -> list[Hit]:
         """Index lookup alone: the ``k`` best gallery items of ``target`` (a modality or ``all``,
         merged by score; ties: canonical modality order, then row), of class ``class_name`` when
-        given, for a float ``(D,)`` vector. ``nprobe``: IVF cells to visit (default: the
-        index's)."""
+        given, for a float ``(D,)`` vector (a NumPy array or a tensor, e.g. a row of
+        ``model.encode_image``). ``nprobe``: IVF cells to visit (default: the index's)."""
         self.check_request(k, target, class_name)
+        if isinstance(vector, torch.Tensor):
+            vector = vector.detach().cpu().float().numpy()
+        vector = np.asarray(vector, dtype=np.float32)
         dim = self.gallery.info["dim"]
         if vector.shape != (dim,):
             raise DcinetError(f"query vector has shape {vector.shape}, the index holds "
@@ -169,8 +182,9 @@ class Searcher:
         label = None if class_name is None else self.classes.index(class_name)
         modalities = self.targets if target == TARGET_ALL else [target]
         found = self.gallery.lookup(normalized(vector[None])[0], k, modalities, label, nprobe)
-        return [Hit(rank, score, it["modality"], it["label"], it["class_name"], it["row"],
-                    item_key(it["modality"], it["row"]), it["path"], it["text"])
+        return [Hit(rank, score, it["modality"],
+                    None if it["label"] == UNLABELLED else it["label"], it["class_name"] or None,
+                    it["row"], item_key(it["modality"], it["row"]), it["path"], it["text"])
                 for rank, (score, it) in enumerate(found, 1)]
 
     def search(self, query: QuerySource, modality: str, k: int = 10, target: str = TARGET_ALL,

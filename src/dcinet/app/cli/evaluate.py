@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="default test; train and val as the run divided them (val: the items "
                         "it validated on)")
     p.add_argument("--feature", choices=FEATURES,
-                   help="retrieval feature (default: the run's eval_feature, softmax)")
+                   help="retrieval feature (default: the run's eval_feature, softmax, the paper's); "
+                        "embedding (or logits) for a dataset of classes the run never saw")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--csv", type=Path, help="write the results as CSV")
     p.add_argument("--save-features", type=Path, metavar="DIR",

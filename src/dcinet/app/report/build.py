@@ -23,7 +23,7 @@ from dcinet.app.report.page import Page, render
 from dcinet.errors import DcinetError
 from dcinet.retrieval.bootstrap import RESAMPLES, check_resamples
 from dcinet.retrieval.directions import evaluate_directions
-from dcinet.retrieval.evaluate import load_features, run_features
+from dcinet.retrieval.evaluate import class_names, load_features, run_features
 from dcinet.retrieval.features import Inference
 
 PAGE = "index.html"
@@ -70,7 +70,7 @@ def build_report(out: Path, run: Path | None = None, data: Path | None = None,
             return None
         features = {m: f.features for m, f in evaluated.items()}
         labels = {m: f.labels for m, f in evaluated.items()}
-        classes, cfg = trained.classes, trained.cfg
+        classes, cfg = class_names(evaluated), trained.cfg
         source = (f"Run {run}, {feature or cfg.eval_feature} features of the test split of "
                   f"{data or trained.info.get('data_root')}")
     result = evaluate_directions(features, labels, resamples=resamples, seed=seed,
