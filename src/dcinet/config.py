@@ -157,6 +157,9 @@ class Config:
         if self.method == "probe" and self.pretrained is None:
             raise DcinetError("config key 'method' is probe, whose image and audio encoder is the "
                               "backbone with pretrained weights: set pretrained (e.g. efficientnet_lite0)")
+        if self.method == "probe" and self.compile:
+            raise DcinetError("config key 'compile' compiles the CCRN's two halves; method probe "
+                              "has no CCRN (its encoders are frozen): set compile=false")
         if self.method == "probe" and self.eval_feature == "embedding":
             raise DcinetError("config key 'eval_feature' is embedding, but method probe's modalities "
                               "meet only in the class space: use softmax or logits")

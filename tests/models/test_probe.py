@@ -78,6 +78,8 @@ def test_probe_config_needs_pretrained_weights_and_a_class_space_feature():
         load_config("cpu-tiny", ["method=probe"])
     with pytest.raises(DcinetError, match="use softmax or logits"):
         load_config("cpu-tiny", ["method=probe", "pretrained=w.pt", "eval_feature=embedding"])
+    with pytest.raises(DcinetError, match="no CCRN"):
+        load_config("cpu-tiny", ["method=probe", "pretrained=w.pt", "compile=true"])
 
 
 @needs_minilm

@@ -117,14 +117,16 @@ class Probe(nn.Module):
 
         Args:
             inputs: modality -> batch (``(b, 3, H, W)`` float, text ``(b, text_len)`` int64).
-            labels: modality -> int64 ``(b,)`` class indices.
+            labels: modality -> int64 ``(b,)`` class indices (on the CPU or the inputs' device).
         Returns:
             ``{"loss": sum_m L_m, "parts": {"l_img", "l_aud", "l_txt", "l_vid" (present)}}``.
         """
         present = [m for m in self.modalities if m in inputs]
         if not present or len(present) != len(inputs):
             raise DcinetError(f"inputs hold {sorted(inputs)}; this model serves {', '.join(self.modalities)}")
-        parts = {LOSS_NAMES[m]: modality_cross_entropy(self.heads[m](self.features(inputs[m], m)),
-                                                      labels[m], self.ce_label_smoothing)
-                 for m in present}
+        parts = {}
+        for m in present:
+            logits = self.heads[m](self.features(inputs[m], m))
+            target = labels[m].to(logits.device, non_blocking=True)  # the loop keeps them on the host
+            parts[LOSS_NAMES[m]] = modality_cross_entropy(logits, target, self.ce_label_smoothing)
         return {"loss": sum(parts.values()), "parts": parts}
