@@ -1,6 +1,10 @@
 """Test-time feature extraction with the CCRN only (no CMSI / CMCI): one function shared by
 ``evaluate``, ``embed`` and the search index, so that all of them see identical vectors.
 
+The DataLoader's workers collate each batch's views into one tensor, already in the model's memory
+format (NHWC for a ``channels_last`` model); on CUDA it is pinned and goes to the GPU in one
+non-blocking copy per forward pass, and the features come back once per batch.
+
 Under ``torchrun`` the batches are dealt to the ranks in turn (batch ``j`` to rank
 ``j % world_size``) and gathered back in order, so every batch holds exactly the samples it holds
 in one process: the features equal one process's.
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -120,12 +125,40 @@ def extract_features(trained: TrainedModel, samples: list[Sample], feature: str 
 def _encode(model, decoder: SampleDecoder, subset: list[Sample], batches: list[list[int]],
             modality: str, feature: str, inference: Inference) -> list[torch.Tensor]:
     """The float32 CPU features ``(len(batch), D)`` of each of ``batches`` (index lists into
-    ``subset``)."""
+    ``subset``); the workers collate (:func:`collate_views`), the loader pins on CUDA."""
+    collate = partial(collate_views, channels_last=_is_channels_last(model))
     loader = DataLoader(SampleDataset(subset, decoder, views=True), batch_sampler=batches,
-                        collate_fn=list, num_workers=inference.num_workers,
+                        collate_fn=collate, num_workers=inference.num_workers,
                         pin_memory=inference.device.type == "cuda")
-    return [encode_views(model, [views for views, _, _ in items], modality, feature, inference)
-            for items in loader]
+    _check_feature(feature)
+    return [_encode_stacked(model, stacked, counts, modality, feature, inference)
+            for stacked, counts in loader]
+
+
+def collate_views(items: list, channels_last: bool = False) -> tuple[torch.Tensor, list[int]]:
+    """A batch of :class:`~dcinet.data.dataset.SampleDataset` items (``views=True``) as one
+    tensor: every item's views concatenated, ``(sum V_i, ...)``, NHWC (``channels_last``) when
+    4-d and asked; and each item's view count ``V_i``. Runs in the DataLoader's workers, so the
+    copy the loader pins is the one the model reads."""
+    views = [item[0] for item in items]
+    stacked = torch.cat(views)
+    if channels_last and stacked.dim() == 4:
+        stacked = stacked.contiguous(memory_format=torch.channels_last)
+    return stacked, [v.shape[0] for v in views]
+
+
+def _is_channels_last(model: torch.nn.Module) -> bool:
+    """Whether the model's convolution weights are NHWC (``cfg.channels_last``): the first 4-d
+    weight with a spatial kernel decides (a 1 x 1 kernel is contiguous either way)."""
+    for p in model.parameters():
+        if p.dim() == 4 and p.shape[2] * p.shape[3] > 1:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
+
+
+def _check_feature(feature: str) -> None:
+    if feature not in FEATURES:
+        raise DcinetError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
 
 
 @torch.no_grad()
@@ -147,17 +180,27 @@ def encode_views(model, views: list[torch.Tensor], modality: str, feature: str,
         float32 CPU ``(len(views), D)``.
     """
     inference = inference or Inference()
-    if feature not in FEATURES:
-        raise DcinetError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
+    _check_feature(feature)
     counts = [v.shape[0] for v in views]
     if not counts or min(counts) < 1:
         raise DcinetError(f"every item needs at least one view, got view counts {counts}")
-    stacked = torch.cat(views)
+    stacked, counts = collate_views([(v,) for v in views], _is_channels_last(model))
+    return _encode_stacked(model, stacked, counts, modality, feature, inference)
+
+
+def _encode_stacked(model, stacked: torch.Tensor, counts: list[int], modality: str, feature: str,
+                    inference: Inference) -> torch.Tensor:
+    """:func:`encode_views` of views already collated (:func:`collate_views`): each forward pass
+    moves its ``batch_size`` views in one non-blocking copy, in the model's memory format; the
+    means and the softmax are taken on the device and copied back once."""
     inner = "embedding" if feature == "embedding" else "logits"
+    memory_format = torch.channels_last if _is_channels_last(model) else torch.contiguous_format
     encoded = []
     for a in range(0, stacked.shape[0], inference.batch_size):
         x = stacked[a:a + inference.batch_size].to(inference.device, non_blocking=True)
+        if x.dim() == 4:  # a no-op when the workers collated it so
+            x = x.contiguous(memory_format=memory_format)
         with inference.autocast():
-            encoded.append(model.encode(x, modality, feature=inner).float().cpu())
+            encoded.append(model.encode(x, modality, feature=inner).float())
     means = torch.stack([part.mean(0) for part in torch.cat(encoded).split(counts)])
-    return means.softmax(dim=1) if feature == "softmax" else means
+    return (means.softmax(dim=1) if feature == "softmax" else means).cpu()

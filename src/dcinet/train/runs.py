@@ -14,10 +14,13 @@ from dcinet.errors import DcinetError
 from dcinet.files import atomic_write_bytes
 from dcinet.rundir import CONFIG_FILE, METRICS_FILE, RUN_FILE, read_run
 
-RESUME_MUTABLE = frozenset({"epochs", "num_workers", "prefetch_factor", "log_every", "val_every"})
+RESUME_MUTABLE = frozenset({"epochs", "num_workers", "prefetch_factor", "log_every", "val_every",
+                            "amp_dtype", "compile", "sync_bn"})
 """Config keys a resumed run may change (raising ``epochs`` extends a run: the lr schedule is
 re-planned over the new total, see :func:`dcinet.train.recipe.lr_factor`; validation leaves the
-RNG streams as it found them, so ``val_every`` changes only which epochs are scored)."""
+RNG streams as it found them, so ``val_every`` changes only which epochs are scored). How the
+device runs the steps may change too, as a run may resume on another machine: ``amp_dtype``
+(``auto`` already differs between GPUs; the CPU ignores it), ``compile`` and ``sync_bn``."""
 
 
 def write_run_info(run_dir: Path, cfg: Config, collection: Collection, modalities: list[str],
