@@ -33,7 +33,6 @@ def vgg_weights(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("bad, message", [
     (["backbone=resnet5O"], "unknown backbone 'resnet5O'"),
     (["img_size=32", "resize=32", "layer=4"], "CMSI needs a map of at least 2x2 after layer 4"),
-    (["batch_per_modality=3", "samples_per_class=1"], "must be even"),
     (["pretrained=WEIGHTS"], "match no tensor of the backbone"),
 ])
 def test_a_refused_run_leaves_no_run_directory(tiny_builtin, tmp_path, tiny_overrides, capsys,

@@ -54,6 +54,7 @@ from dcinet.distributed import DistInfo, all_gather, barrier, init_distributed
 from dcinet.errors import DcinetError
 from dcinet.models.factory import create_model
 from dcinet.rundir import CONFIG_FILE, POINTER, read_metrics, read_run
+from dcinet.train.batch_fit import fit_batch
 from dcinet.train.checkpoint import (
     load_checkpoint,
     load_scaler_state,
@@ -114,6 +115,8 @@ class Prepared:
     dropped: dict
     validation: dict | None = None  # run.json's record of the validation items
     val_samples: list[Sample] = field(default_factory=list)  # checked; [] = no validation
+    cfg: Config | None = None  # the config fitted to the data (train.batch_fit), what runs
+    notes: list[str] = field(default_factory=list)  # what fitting it changed, one line each
 
 
 @dataclass
@@ -162,6 +165,7 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
     collection = read_configured(data_root, cfg, reader_problems if cfg.skip_bad else None)
     collection, validation = hold_out_validation(collection, cfg)
     modalities = train_modalities(collection, cfg)
+    cfg, notes = fit_batch(cfg, collection, modalities)
     b = per_rank_batch(cfg, len(modalities), dist.world_size)
     restoring = resume and (run_dir / POINTER).exists()  # the checkpoint holds every weight
     model = create_model(replace(cfg, pretrained=None) if restoring else cfg,
@@ -179,7 +183,7 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
     if validation is not None and cfg.val_every > 0:
         val_samples, val_skipped = checked_val_samples(collection, modalities, cfg.skip_bad)
     return Prepared(collection, modalities, model, loader, reader_problems + skipped + val_skipped,
-                    dropped, validation, val_samples)
+                    dropped, validation, val_samples, cfg, notes)
 
 
 def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: DistInfo,
@@ -373,6 +377,10 @@ def fit(cfg: Config, data_root: Path, run_dir: Path, resume: bool = False, progr
     run_dir = Path(run_dir)
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # before the model's initialisation
     run = prepare(cfg, Path(data_root), run_dir, resume, dist, cache_dir)
+    cfg = run.cfg
+    if progress and dist.is_main:
+        for note in run.notes:
+            print(f"note: {note}", flush=True)
     with _removed_on_early_failure(run_dir, enabled=dist.is_main and not resume):
         trainer = start_run(cfg, run, run_dir, resume, dist, progress)
         net = wrap_for_training(trainer.model, cfg, dist)

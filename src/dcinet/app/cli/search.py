@@ -44,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
         source = h.path if h.path is not None else ""
         if h.text is not None:
             source = f'"{h.text[:60]}{"…" if len(h.text) > 60 else ""}"'
-        print(f"{h.rank:>4}  {h.score:>7.4f}  {h.id:<12}  {h.class_name:<28}  {source}")
+            source += f"  {h.path}" if h.path is not None else ""
+        print(f"{h.rank:>4}  {h.score:>7.4f}  {h.id:<12}  {h.class_name or '-':<28}  {source}")
     return 0

@@ -53,15 +53,19 @@ function card(hit) {
   const head = el("div", { class: "head" });
   head.append(el("span", { class: "rank" }, `#${hit.rank}`), el("span", { class: "score" }, hit.score.toFixed(4)));
   li.append(head);
+  const what = hit.class_name === null ? "an unlabelled item" : hit.class_name;
   if (hit.modality === "image" && hit.thumbnail) {
-    li.append(el("img", { src: hit.thumbnail, alt: hit.class_name, loading: "lazy" }));
+    li.append(el("img", { src: hit.thumbnail, alt: what, loading: "lazy" }));
   } else if (hit.modality === "audio" && hit.thumbnail) {
-    li.append(el("img", { src: hit.thumbnail, alt: `spectrogram of a ${hit.class_name} call`, loading: "lazy" }));
+    li.append(el("img", { src: hit.thumbnail, alt: `spectrogram of ${what}`, loading: "lazy" }));
     if (!/\.(png|jpe?g)$/i.test(hit.path || "")) li.append(el("audio", { src: hit.media, controls: "", preload: "none" }));
   } else if (hit.text !== null) {
     li.append(el("p", { class: "snippet" }, hit.text));
   }
-  li.append(el("span", { class: "cls" }, hit.class_name.replaceAll("_", " ")), el("span", { class: "badge" }, hit.modality));
+  if (hit.class_name !== null) li.append(el("span", { class: "cls" }, hit.class_name.replaceAll("_", " ")));
+  else li.append(el("span", { class: "cls unlabelled" }, "no class"));
+  if (hit.path) li.append(el("span", { class: "path", title: hit.path }, hit.path));
+  li.append(el("span", { class: "badge" }, hit.modality));
   return li;
 }
 
