@@ -39,10 +39,11 @@ TEXT_EMBEDDINGS = ("onehot", "embedding", "minilm")
 FORMATS = ("folder", "fgxmedia", "cub")
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"  # --device (dcinet.distributed.resolve_device)
 # `dcinet ablate --grid`: Tables 1-2, Table 3, Table 4, DCINet against the FGCrossNet baseline (and
-# the frozen-encoder probe), and the method variants (CMCI triples, CMSI label smoothing, CMSI boxes,
-# CMSI pairs, all of them) against the plain network and the paper's DCINet
-ABLATION_GRIDS = ("components", "layers", "backbones", "methods", "cmci_modes", "cmsi_smoothing",
-                  "cmsi_boxes", "cmsi_pairs", "variants")
+# the frozen-encoder probe), the plain network against both CMSI pairings and the probe, and the
+# method variants (CMCI triples, CMSI label smoothing, CMSI boxes, CMSI pairs, all of them) against
+# the plain network and the paper's DCINet
+ABLATION_GRIDS = ("components", "layers", "backbones", "methods", "baselines", "cmci_modes",
+                  "cmsi_smoothing", "cmsi_boxes", "cmsi_pairs", "variants")
 
 
 @dataclass

@@ -39,6 +39,13 @@ def test_variant_grids_try_each_setting_beside_the_plain_network_and_the_paper()
                         {"interaction": "cmsi+cmci", "cmsi_pairs": "cross"})]
     cross = load_config("cpu-tiny", ["cmsi_pairs=cross"])
     assert [n for n, _ in grid_entries("cmsi_pairs", cross)][2:] == ["resnet10t+CMSI+CMCI cmsi_pairs=flip"]
+    assert grid_entries("baselines", cfg) == grid_entries("cmsi_pairs", cfg)  # no probe: no weights
+    assert "probe) is left out" in grid_note("baselines", cfg)
+    pretrained = load_config("cpu-pretrained")
+    assert [n for n, _ in grid_entries("baselines", pretrained)] == [
+        "efficientnet_lite0", "efficientnet_lite0+CMSI+CMCI", "efficientnet_lite0+CMSI+CMCI cmsi_pairs=cross",
+        "probe"]
+    assert grid_entries("baselines", pretrained)[-1][1] == {"method": "probe"}
     for _, overrides in variants:
         replace(cfg, **overrides).validate()
     # the DCINet row is the components grid's, so the two grids share its runs

@@ -84,9 +84,22 @@ def grid_entries(grid: str, cfg: Config, backbones: list[str] | None = None) -> 
         if cfg.pretrained:  # the frozen-encoder baseline needs pretrained encoders
             rows.append(("probe", {"method": "probe"}))
         return rows
+    if grid == "baselines":
+        return baseline_entries(cfg)
     if grid in VARIANT_GRIDS:
         return variant_entries(grid, cfg)
     raise DcinetError(f"unknown grid '{grid}' (choose {', '.join(ABLATION_GRIDS)})")
+
+
+def baseline_entries(cfg: Config) -> list[tuple[str, dict]]:
+    """Issue 27's comparison: the plain network (the baseline), DCINet as ``cfg`` sets it, DCINet
+    with the other ``cmsi_pairs``, and, with ``cfg.pretrained`` set, the frozen-encoder ``probe``.
+    Rows are named as in the variant grids, so they share runs with them under the same ``--out``;
+    ``text_embedding`` comes from ``cfg`` (run once per setting; the probe ignores it)."""
+    rows = variant_entries("cmsi_pairs", cfg)
+    if cfg.pretrained:
+        rows.append(("probe", {"method": "probe"}))
+    return rows
 
 
 def variant_entries(grid: str, cfg: Config) -> list[tuple[str, dict]]:
@@ -181,7 +194,7 @@ def grid_note(grid: str, cfg: Config, cmsi_only: bool = False) -> str:
     """The line a variant grid's table adds: the settings of its DCINet row; the methods grid's
     says when the probe row is left out ('' for the others).
     ``cmsi_only``: on one modality, where that row trains CMSI alone (:func:`one_modality_rows`)."""
-    if grid == "methods" and not cfg.pretrained:
+    if grid in ("methods", "baselines") and not cfg.pretrained:
         return ("The frozen-encoder baseline (probe) is left out: it needs pretrained weights "
                 "(pretrained=...).\n")
     if grid not in VARIANT_GRIDS:
