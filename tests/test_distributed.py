@@ -51,3 +51,37 @@ def test_every_model_verb_refuses_a_missing_gpu(verb, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "CUDA is not available" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_torchrun_with_one_rank_joins_a_group_and_leaves_it_at_exit(monkeypatch):
+    """Under torchrun, even as its only rank, a process joins a (gloo) group, so training wraps
+    the model in DDP; the group is destroyed at exit (registered with atexit), at most once."""
+    import atexit
+    import socket
+
+    import torch.distributed as torch_dist
+
+    from dcinet.distributed import init_distributed, shutdown
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"TORCHELASTIC_RUN_ID": "test", "WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    at_exit = []
+    monkeypatch.setattr(atexit, "register", at_exit.append)
+    assert not torch_dist.is_initialized()
+    try:
+        info = init_distributed("cpu")
+        assert info.ddp and not info.enabled and torch_dist.is_initialized()
+        assert torch_dist.get_backend() == "gloo" and at_exit == [shutdown]
+        assert init_distributed("cpu").ddp and at_exit == [shutdown]  # joined once
+    finally:
+        shutdown()
+    assert not torch_dist.is_initialized()
+    shutdown()  # again: nothing to destroy, no error
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    assert not init_distributed("cpu").ddp  # WORLD_SIZE=1 without torchrun: no group
+    assert not torch_dist.is_initialized()
