@@ -216,3 +216,22 @@ def test_timm_weights_offline_are_refused_in_one_line_before_the_run(
     for part in ("resnet18.a1_in1k", str(offline_hub), "pretrained=PATH", "HF_HUB_OFFLINE=1"):
         assert part in err
     assert not run.exists()
+
+
+def test_an_unreachable_hub_is_refused_within_seconds(tmp_path: Path, monkeypatch):
+    """No HF_HUB_OFFLINE, but the hub does not answer (as on a machine without internet): the cache
+    alone is read, so the refusal comes in seconds instead of after a minute of retries."""
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")  # never resolves
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    started = time.perf_counter()
+    with pytest.raises(DcinetError, match="resnet18.a1_in1k cannot be downloaded"):
+        pretrained.timm_weights("resnet18.a1_in1k")
+    assert time.perf_counter() - started < 5
+    assert constants.HF_HUB_OFFLINE is False  # restored
+    assert not pretrained.hub_reachable(timeout=1.0)

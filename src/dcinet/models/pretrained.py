@@ -22,16 +22,21 @@ classifier, whose width is the dataset's class count). Nothing matching is an er
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.error import URLError
+from urllib.parse import urlparse
 
 import timm
 import torch
 from huggingface_hub import constants as hf_constants
-from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
@@ -167,6 +172,42 @@ def timm_tag(spec: str, backbone: str) -> str:
     return name
 
 
+HUB_PROBE_SECONDS = 3.0
+"""How long :func:`hub_reachable` waits for the hub's host (name lookup and connection)."""
+
+
+def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether a TCP connection to the Hugging Face hub's host (``HF_ENDPOINT``) opens within
+    ``timeout`` seconds, name lookup included (run in a thread, which a stalled resolver cannot
+    hold past the timeout)."""
+    url = urlparse(hf_constants.ENDPOINT)
+    address = (url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80))
+    opened = threading.Event()
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            opened.set()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return opened.is_set()
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool) -> Iterator[None]:
+    """huggingface_hub in offline mode (its cache only) while inside, when ``offline``."""
+    saved = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = saved or offline
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_OFFLINE = saved
+
+
 def timm_weights(tag: str, **timm_kwargs) -> dict[str, torch.Tensor]:
     """The state dict of timm's pretrained ``tag`` (``model.tag``) as timm itself loads it:
     ``timm.create_model(tag, pretrained=True)`` with the architecture's default arguments (its
@@ -174,12 +215,18 @@ def timm_weights(tag: str, **timm_kwargs) -> dict[str, torch.Tensor]:
     hub or its cache. ``timm_kwargs`` go to :func:`timm.create_model` (e.g.
     ``pretrained_cfg_overlay=dict(file=PATH)``: a local copy, read by timm).
 
+    When the hub does not answer within :data:`HUB_PROBE_SECONDS` (:func:`hub_reachable`), only
+    the cache is read, so an offline machine is refused in seconds, not after a minute of
+    download retries.
+
     Raises:
         DcinetError: offline (or the hub unreachable) and the weights not cached.
     """
+    offline = not timm_kwargs and not hf_constants.HF_HUB_OFFLINE and not hub_reachable()
     try:
-        return timm.create_model(tag, pretrained=True, **timm_kwargs).state_dict()
-    except (LocalEntryNotFoundError, URLError) as exc:
+        with _hub_offline(offline):
+            return timm.create_model(tag, pretrained=True, **timm_kwargs).state_dict()
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, URLError) as exc:
         cache = torch.hub.get_dir() if isinstance(exc, URLError) else hf_constants.HF_HUB_CACHE
         raise DcinetError(f"timm weights {tag} cannot be downloaded (offline?) and are not in the "
                           f"cache {cache}: pass a local file with pretrained=PATH, or fill the "

@@ -41,3 +41,13 @@ def test_building_the_parser_loads_neither_torch_nor_numpy():
     code = ("import sys; from dcinet.app.cli import build_parser; build_parser(); "
             "loaded = {'torch', 'numpy'} & set(sys.modules); assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_train_without_config_names_the_presets_and_writes_nothing(tmp_path, capsys):
+    """No silent default: the paper preset would reach for the hub and a GPU on a laptop."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path), "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--config is required" in err
+    assert all(p in err for p in ("cpu-pretrained", "cpu-tiny", "paper"))
+    assert not run.exists()

