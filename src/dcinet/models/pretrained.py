@@ -172,6 +172,21 @@ def timm_tag(spec: str, backbone: str) -> str:
     return name
 
 
+def timm_cached(tag: str) -> bool:
+    """Whether timm's weights ``tag`` (``model.tag``) are on this machine already: in the Hugging
+    Face cache (``HF_HUB_CACHE``), or for weights timm fetches by URL, in torch's hub folder."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(tag)
+    if getattr(cfg, "hf_hub_id", None):
+        repo = cfg.hf_hub_id.split("@")[0]
+        names = [getattr(cfg, "hf_hub_filename", None) or "model.safetensors", "pytorch_model.bin"]
+        return any(isinstance(try_to_load_from_cache(repo, name, cache_dir=hf_constants.HF_HUB_CACHE),
+                              str) for name in names)
+    url = getattr(cfg, "url", None)
+    return bool(url) and (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
+
+
 HUB_PROBE_SECONDS = 3.0
 """How long :func:`hub_reachable` waits for the hub's host (name lookup and connection)."""
 

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check", help="list counts per modality / split / class and every problem",
                            description="Exit status: 0 when the dataset is clean, 2 when problems were found.")
     check.add_argument("root", type=Path, help="dataset root folder")
-    check.add_argument("--format", default="folder", choices=FORMATS,
+    check.add_argument("--format", default=None, choices=FORMATS,
                        help="layout: folder (ROOT/<modality>/<split>/<class>/<file>), fgxmedia (list "
                             "files), cub (CUB-200-2011 files); default folder")
     check.add_argument("--lists", type=Path, default=None, metavar="DIR",
@@ -36,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="check only these modalities (default: all found)")
     check.add_argument("--no-decode", action="store_true",
                        help="skip reading file contents (no decoding, no duplicate-content check)")
+    check.add_argument("--config", metavar="PRESET_OR_YAML",
+                       help="also report every refusal `dcinet train --config` would make on this "
+                            "dataset (and the batch it would fit), before any training")
+    check.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="config overrides, with --config")
     check.set_defaults(func=_check)
 
     prepare = sub.add_parser(
@@ -77,15 +82,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from dcinet.config import Config
+    from dcinet.config import Config, load_config, parse_overrides
     from dcinet.data.check import check_root
 
+    if args.overrides and not args.config:
+        raise DcinetError("key=value overrides apply with --config")
     cfg = Config(modalities=args.modalities)
+    if args.config:  # the config's own dataset keys, unless given here
+        given = {"format": "format", "modalities": "modalities", "lists": "lists_dir",
+                 "num_classes": "num_classes", "train_flag": "cub_train_flag"}
+        overrides = {**parse_overrides(args.overrides),
+                     **{key: getattr(args, opt) for opt, key in given.items()
+                        if getattr(args, opt) is not None}}
+        if "lists_dir" in overrides:
+            overrides["lists_dir"] = str(overrides["lists_dir"])
+        cfg = load_config(args.config, overrides)
+        args.format, args.lists, args.num_classes = cfg.format, cfg.lists_dir, cfg.num_classes
+        args.train_flag = cfg.cub_train_flag if cfg.format == "cub" else None
     options = {"lists_dir": args.lists, "num_classes": args.num_classes, "train_flag": args.train_flag}
-    report = check_root(args.root, args.format, cfg, decode=not args.no_decode, progress=sys.stderr.isatty(),
+    report = check_root(args.root, args.format or "folder", cfg, decode=not args.no_decode, progress=sys.stderr.isatty(),
                         **{key: value for key, value in options.items() if value is not None})
     print(report.format_report())
-    return 0 if report.ok else USER_ERROR_EXIT
+    if not args.config:
+        return 0 if report.ok else USER_ERROR_EXIT
+    from dcinet.train.preflight import train_refusals
+
+    preflight = train_refusals(cfg, args.root)
+    print(preflight.format())
+    return 0 if report.ok and not preflight.refusals else USER_ERROR_EXIT
 
 
 def _prepare_fgxmedia(args: argparse.Namespace) -> int:
