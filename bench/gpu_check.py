@@ -8,6 +8,9 @@ resumed with ``--resume`` to the end; then ``dcinet evaluate --device cuda`` on 
 seconds per item projected to PKU FG-XMedia's 15,794 test items (decoding included: the projection
 holds while decoding keeps pace). ``--device cpu --per-class 4 --img-size 64`` smoke-tests it on
 any machine. Run with ``bash bench/gpu.sh``.
+
+The JSON is rewritten after every step, so what was measured survives a later step's failure; a
+failure is recorded as ``error`` (the step and its message) and the script exits 1.
 """
 
 from __future__ import annotations
@@ -59,21 +62,44 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     ap.add_argument("--json", help="write the figures as JSON")
     args = ap.parse_args()
+    out: dict = {"device": args.device, "classes": args.classes, "per_class": args.per_class}
+    try:
+        check(args, out)
+    except (subprocess.SubprocessError, OSError, RuntimeError, TimeoutError, KeyError,
+            ValueError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        print(f"gpu_check failed: {out['error']}", file=sys.stderr)
+    finally:
+        for k, v in out.items():
+            print(f"{k:>28}: {v:.3f}" if isinstance(v, float) else f"{k:>28}: {v}")
+        _write(out, args.json)
+    sys.exit(1 if "error" in out else 0)
+
+
+def _write(out: dict, path: str | None) -> None:
+    if path:
+        Path(path).write_text(json.dumps(out, indent=1))
+
+
+def check(args: argparse.Namespace, out: dict) -> None:
+    """The steps, each adding its figures to ``out`` (written to ``--json`` at once)."""
     work = Path(tempfile.mkdtemp(prefix="dcinet-gpu-check-"))
     data, run = work / "data", work / "run"
-    out: dict = {"device": args.device, "classes": args.classes, "per_class": args.per_class}
     out["synth_s"] = dcinet("data", "synth", "--out", str(data), "--classes", str(args.classes),
                             "--per-class", str(args.per_class), timeout=300)
+    _write(out, args.json)
     cfg = ["--config", "paper", "--data", str(data), "--out", str(run), "--device", args.device,
            "--quiet", "epochs=2", "pretrained=null", f"num_workers={args.workers}",
            f"img_size={args.img_size}", f"resize={max(args.img_size, round(args.img_size * 510 / 448))}"]
     train = [sys.executable, "-m", "dcinet", "train", *cfg]
     out["until_killed_s"] = kill_after_first_checkpoint(train, run, timeout=600)
+    _write(out, args.json)
     out["resume_s"] = dcinet("train", *cfg, "--resume", timeout=600)
     pointer = json.loads((run / "checkpoint.json").read_text())
     rows = (run / "metrics.csv").read_text().splitlines()[1:]
     out["resumed_to_epoch"], out["metrics_rows"] = pointer["epoch"], len(rows)
     out["resume_ok"] = pointer["epoch"] == 2 and len(rows) == 2
+    _write(out, args.json)
     result = work / "result.json"
     out["evaluate_s"] = dcinet("evaluate", str(run), "--data", str(data), "--device", args.device,
                                "--workers", str(args.workers), "--batch-size", "128", "--json",
@@ -81,10 +107,9 @@ def main() -> None:
     items = sum(json.loads(result.read_text())["counts"].values())
     out["evaluate_items"] = items
     out["projected_pku_evaluate_min"] = out["evaluate_s"] / items * PKU_TEST_ITEMS / 60
-    for k, v in out.items():
-        print(f"{k:>28}: {v:.3f}" if isinstance(v, float) else f"{k:>28}: {v}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+    if not out["resume_ok"]:
+        raise RuntimeError(f"the resumed run ended at epoch {pointer['epoch']} with "
+                           f"{len(rows)} metrics rows, not 2 and 2")
 
 
 if __name__ == "__main__":
