@@ -281,7 +281,7 @@ RULES: dict[str, Rule] = {
     "modalities": _optional((_names, "a non-empty list of distinct modality names")),  # known
     # names, and present in the dataset: checked with the dataset (data.dataset.train_modalities)
     "batch_per_modality": _COUNT,  # and, class-aware, a multiple of samples_per_class; under
-    # torchrun a multiple of the ranks (checked when training starts, dcinet.train.loop.prepare)
+    # torchrun a multiple of the ranks: checked when training starts
     "sampler": _one_of(SAMPLERS),
     "samples_per_class": _COUNT,
     "num_workers": _integer(0),
