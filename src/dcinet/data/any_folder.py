@@ -125,20 +125,20 @@ def _relabel(sample: Sample, label: int) -> Sample:
 
 
 def _read_loose(root: Path, labels: str, skip_unknown: bool) -> tuple[list[Sample], list[str]]:
-    """Every visible file under ``root`` (sorted walk, hidden files and folders skipped), as
+    """Every visible file under ``root`` (sorted by path, hidden files and folders skipped), as
     unlabelled items of the modality :func:`~dcinet.data.kinds.file_modality` finds."""
-    samples, unknown = [], []
+    samples, unknown, paths = [], [], []
     for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(f for f in files if not f.startswith(".")):
-            path = Path(folder) / name
-            modality = file_modality(path)
-            if modality is None:
-                unknown.append(path)
-                continue
-            named = labels == "folder" and path.parent != root
-            samples.append(Sample(modality, "test", 0 if named else UNLABELLED,
-                                  path.parent.name if named else "", path))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        paths += [Path(folder) / name for name in files if not name.startswith(".")]
+    for path in sorted(paths, key=lambda p: p.relative_to(root).parts):
+        modality = file_modality(path)
+        if modality is None:
+            unknown.append(path)
+            continue
+        named = labels == "folder" and path.parent != root
+        samples.append(Sample(modality, "test", 0 if named else UNLABELLED,
+                              path.parent.name if named else "", path))
     notes = []
     if unknown:
         if not skip_unknown:
