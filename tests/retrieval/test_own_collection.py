@@ -162,3 +162,14 @@ def test_evaluate_ranks_classes_the_run_never_saw_by_the_embedding(tiny_run, tin
                  "--bootstrap", "0", "--json", str(tmp_path / "r.json")]) == 0
     saved = json.loads((tmp_path / "r.json").read_text())
     assert "mAP@R" in json.dumps(saved) and "R@1" in json.dumps(saved)
+
+
+def test_the_embed_parser_offers_what_the_library_takes():
+    """The parser spells the choices out (it loads no torch): they must stay the library's."""
+    from dcinet.app.cli import embed as cli
+    from dcinet.data import any_folder
+    from dcinet.retrieval import embed
+
+    assert cli.FOLDER_FORMATS == any_folder.GALLERY_FORMATS
+    assert cli.LABEL_MODES == any_folder.LABEL_MODES
+    assert cli.GALLERY_FEATURES == embed.GALLERY_FEATURES
