@@ -14,10 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "method variants)")
     p.add_argument("--grid", required=True, choices=ABLATION_GRIDS,
                    help="components = Tables 1-2, layers = Table 3, backbones = Table 4, "
-                        "methods = DCINet vs the FGCrossNet baseline; against the plain network "
-                        "and DCINet: cmci_modes = CMCI paper vs symmetric triples, cmsi_smoothing "
-                        "= CMSI label smoothing 0 vs 0.1, cmsi_boxes = CutMix box [0.5, 0.6] vs "
-                        "Beta vs [0.3, 0.8], variants = all of them")
+                        "methods = DCINet vs the FGCrossNet baseline (and the frozen-encoder "
+                        "probe, with pretrained weights), baselines = the plain network vs DCINet "
+                        "with both cmsi_pairs and the probe; against the plain network and "
+                        "DCINet: cmci_modes = CMCI paper vs symmetric triples, cmsi_smoothing = "
+                        "CMSI label smoothing 0 vs 0.1, cmsi_boxes = CutMix box [0.5, 0.6] vs "
+                        "Beta vs [0.3, 0.8], cmsi_pairs = CMSI boxes from the flipped shuffle vs "
+                        "from another modality, variants = all of them")
     p.add_argument("--config", default="paper", help="preset or YAML file for every run")
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--format", choices=FORMATS)
