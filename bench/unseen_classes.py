@@ -34,13 +34,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
+from dcinet.app.cli import configure_threads
 
-from dcinet.config import load_config, parse_overrides
-from dcinet.data.readers import read_collection
-from dcinet.data.records import Sample
-from dcinet.retrieval.bootstrap import QueryBootstrap, paired_difference
-from dcinet.retrieval.directions import evaluate_directions
+configure_threads(os.environ)  # as the dcinet command does, before torch loads its OpenMP runtime
+
+import numpy as np  # noqa: E402
+
+from dcinet.config import load_config, parse_overrides  # noqa: E402
+from dcinet.data.readers import read_collection  # noqa: E402
+from dcinet.data.records import Sample  # noqa: E402
+from dcinet.retrieval.bootstrap import QueryBootstrap, paired_difference  # noqa: E402
+from dcinet.retrieval.directions import evaluate_directions  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cub100"
 SEEN_CLASSES = 50
