@@ -63,18 +63,18 @@ class Config:
     resize: int = 510  # images are resized to this side before the center crop
     text_len: int = 448  # characters per text (padded / truncated)
     sample_rate: int = 16000  # audio is resampled to this rate before the STFT
-    n_fft: int = 512
-    hop_length: int = 128
+    n_fft: int = 512  # STFT window (samples at sample_rate) of the audio spectrograms
+    hop_length: int = 128  # STFT hop (samples): the spectrogram's time resolution
     audio_seconds: float = 0.0  # audio windows of this many seconds (0: the whole recording is one)
     audio_hop_seconds: float | None = None  # seconds between window starts (None: audio_seconds)
     audio_energy_floor_db: float | None = 40.0  # skip windows this many dB below the loudest one
     video_frames: int = 8  # test time: logits averaged over up to this many evenly spaced frames
     # --- CMSI: timm Mixup settings (§4.2) ---
-    mixup_alpha: float = 0.8
-    cutmix_alpha: float = 1.0
-    cutmix_minmax: list[float] = field(default_factory=lambda: [0.5, 0.6])
-    mix_prob: float = 1.0
-    switch_prob: float = 1.0
+    mixup_alpha: float = 0.8  # CMSI: timm Mixup's alpha of the blend (used when switch_prob < 1)
+    cutmix_alpha: float = 1.0  # CMSI: timm's CutMix alpha (cmsi_box beta draws lambda from it)
+    cutmix_minmax: list[float] = field(default_factory=lambda: [0.5, 0.6])  # CMSI box sides, share of the map
+    mix_prob: float = 1.0  # CMSI: probability that a batch is mixed at all
+    switch_prob: float = 1.0  # CMSI: probability of CutMix rather than a blend (paper: always CutMix)
     label_smoothing: float = 0.0  # CMSI's soft targets; not in the paper (timm's default: 0.1)
     cmsi_box: str = "minmax"  # minmax (paper: sides from cutmix_minmax) | beta (lambda ~ Beta(cutmix_alpha))
     cmsi_pairs: str = "flip"  # flip (§4.2 code: shuffle, box from map N-1-i) | cross (eqs. 2-5: from a random map of another modality)
@@ -99,7 +99,7 @@ class Config:
     num_workers: int = 2  # training DataLoader worker processes (persist across epochs)
     prefetch_factor: int = 2  # batches each training worker keeps decoded ahead (num_workers > 0)
     decoded_cache_mb: int = 512  # MiB: training tensors decoded once and kept in memory if they fit
-    skip_bad: bool = False
+    skip_bad: bool = False  # train past unreadable files (listed in RUN/skipped.txt) instead of refusing
     # --- training augmentation (dcinet.data.augment; the training split only; defaults: none) ---
     aug_crop_scale: float = 1.0  # images: RandomResizedCrop's smallest area share (1: no crop)
     aug_flip: float = 0.0  # images: probability of a horizontal flip
@@ -111,10 +111,10 @@ class Config:
     aug_sentence_drop: float = 0.0  # text: probability of dropping each sentence (one stays)
     aug_sentence_shuffle: float = 0.0  # text: probability of shuffling the sentence order
     # --- optimisation (§4.2) ---
-    lr: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 0.0001
-    epochs: int = 150
+    lr: float = 0.001  # SGD learning rate (of the backbone; see new_layer_lr_mult)
+    momentum: float = 0.9  # SGD momentum (the paper gives none; 0.9 is the usual value)
+    weight_decay: float = 0.0001  # SGD weight decay
+    epochs: int = 150  # passes over the training split
     scheduler: str = "none"  # none | cosine | step
     step_size: int = 50  # epochs between lr x0.1 drops (scheduler=step)
     warmup_epochs: int = 0  # the lr climbs linearly, step by step, to the schedule's over these
@@ -125,7 +125,7 @@ class Config:
     ema_decay: float = 0.0  # EMA of the weights, evaluated and saved as the model (0: none)
     accum_steps: int = 1  # batches (micro-steps) whose gradients make one optimizer step
     # --- run ---
-    seed: int = 0
+    seed: int = 0  # seeds every RNG: initialisation, batches, augmentation, CMSI / CMCI draws
     amp: bool = True  # used on CUDA only
     amp_dtype: str = "auto"  # CUDA autocast dtype: auto (bf16 where the GPU has it, else fp16) | bf16 | fp16 (with a GradScaler)
     channels_last: bool = True  # NHWC weights and inputs (any device; 0.67x efficientnet_lite0's CPU step)
@@ -133,7 +133,7 @@ class Config:
     compile: bool = False  # torch.compile the CCRN's two sub-modules (CMSI / CMCI stay eager); not yet measured on a GPU
     sync_bn: bool = False  # under torchrun: SyncBatchNorm, batch statistics over every rank's samples (CUDA)
     eval_feature: str = "softmax"  # softmax | logits | embedding
-    log_every: int = 20
+    log_every: int = 20  # steps between progress lines (and the finite-loss check)
     # --- validation (dcinet.data.splits) and the best checkpoint ---
     val_fraction: float = 0.0  # per-class share of train held out to validate (0: a val split)
     val_every: int = 1  # validate every N epochs and after the last (0: never, no best checkpoint)
