@@ -7,11 +7,13 @@ literature evaluates CUB (train on the first half of the classes, retrieve among
 Each seed trains ``--config`` (default ``cpu-pretrained``, as a user would run it) on ``seen``'s
 training photos, then ranks image->image (the query left out of its own gallery):
 
-* on ``unseen``, with the trained run's ``embedding`` (pooled pre-logits) and ``logits``, and the
-  **frozen** ImageNet features of the same backbone with no training (the pooled pre-logits of
-  the preset's pretrained weights: the zero-shot baseline a user already has);
-* on ``seen``'s test photos, with the same features plus ``softmax`` (the paper's feature), to see
-  which feature ranks better for the trained classes too.
+* with the trained run's ``embedding`` (pooled pre-logits), ``logits``, ``softmax`` (the paper's
+  feature) and mixes ``softmax+<w>emb`` (the unit softmax beside ``w`` times the unit embedding:
+  the softmax ranking with ties broken by the embedding for a small ``w``), and the **frozen**
+  ImageNet features of the same backbone with no training (the pooled pre-logits of the preset's
+  pretrained weights: the zero-shot baseline a user already has);
+* on ``unseen`` (classes the run never saw) and on ``seen``'s test photos (the trained classes),
+  to see which feature ranks better for each.
 
 Metrics: R@1 and mAP@R (pytorch-metric-learning's definitions, as DML papers report for CUB) and
 mAP, each with its 95 % query-bootstrap interval; over the seeds their mean +- sd, and the paired
@@ -49,6 +51,8 @@ from dcinet.retrieval.directions import evaluate_directions  # noqa: E402
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cub100"
 SEEN_CLASSES = 50
 METRICS = ("R@1", "mAP@R", "mAP")
+MIX_WEIGHTS = (0.1, 0.5, 1.0)
+"""Weights w of the embedding beside the softmax in the mixed features ``softmax+<w>emb``."""
 DIRECTION = "i2i"
 
 
@@ -92,14 +96,23 @@ def write_splits(data: Path, out: Path, train_flag: int) -> tuple[Path, Path, di
     return seen, unseen, counts
 
 
-def image_features(trained, root: Path, feature: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(N, D)`` features and ``(N,)`` labels of the test photos of ``root``."""
+def image_features(trained, root: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every feature of :data:`FEATURES` of the test photos of ``root`` (``(N, D)`` each) and
+    their ``(N,)`` labels; the mixes from the embedding and logits of one pass each."""
     from dcinet.retrieval.embed import gallery_samples
     from dcinet.retrieval.features import extract_features
 
     samples = gallery_samples(trained, root, split="test").samples
-    feats = extract_features(trained, samples, feature)["image"]
-    return feats.features, feats.labels
+    embedding = extract_features(trained, samples, "embedding")["image"]
+    logits = extract_features(trained, samples, "logits")["image"].features
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)  # one view per photo: encode_views' softmax exactly
+    unit = {name: f / np.linalg.norm(f, axis=1, keepdims=True)
+            for name, f in (("softmax", softmax), ("embedding", embedding.features))}
+    out = {"embedding": embedding.features, "logits": logits, "softmax": softmax}
+    for weight in MIX_WEIGHTS:  # cosine = (cos_softmax + w^2 cos_embedding) / (1 + w^2)
+        out[f"softmax+{weight}emb"] = np.concatenate([unit["softmax"], weight * unit["embedding"]], 1)
+    return out, embedding.labels
 
 
 def frozen_model(cfg, num_classes: int):
@@ -138,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     figures: dict[str, list[dict]] = {}
     frozen = frozen_model(cfg0, SEEN_CLASSES)
     for name, root in (("unseen", unseen), ("seen", seen)):
-        values, figs = per_query(*image_features(frozen, root, "embedding"), args.resamples)
+        frozen_features, labels = image_features(frozen, root)
+        values, figs = per_query(frozen_features["embedding"], labels, args.resamples)
         rows[f"{name}/frozen"] = [values] * args.seeds
         figures[f"{name}/frozen"] = [figs]
     minutes = []
@@ -149,10 +163,10 @@ def run(args: argparse.Namespace) -> int:
         train_or_resume(cfg, seen, run_dir, progress=False, device="cpu")
         minutes.append((time.perf_counter() - start) / 60)
         trained = load_trained(run_dir)
-        for name, root, features in (("unseen", unseen, ("embedding", "logits")),
-                                     ("seen", seen, ("embedding", "logits", "softmax"))):
-            for feature in features:
-                values, figs = per_query(*image_features(trained, root, feature), args.resamples)
+        for name, root in (("unseen", unseen), ("seen", seen)):
+            features, labels = image_features(trained, root)
+            for feature, array in features.items():
+                values, figs = per_query(array, labels, args.resamples)
                 rows.setdefault(f"{name}/{feature}", []).append(values)
                 figures.setdefault(f"{name}/{feature}", []).append(figs)
         print(f"seed {seed}: {minutes[-1]:.1f} min; unseen R@1 embedding "

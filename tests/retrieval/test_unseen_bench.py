@@ -68,8 +68,9 @@ def test_a_tiny_run_writes_every_row(tiny_cub, tmp_path):
     assert bench.run(args) == 0
     summary = json.loads((tmp_path / "r.json").read_text())
     table = summary["table"]
-    assert set(table) == {"unseen/frozen", "unseen/embedding", "unseen/logits", "seen/frozen",
-                          "seen/embedding", "seen/logits", "seen/softmax"}
+    features = {"frozen", "embedding", "logits", "softmax",
+                *(f"softmax+{w}emb" for w in bench.MIX_WEIGHTS)}
+    assert set(table) == {f"{s}/{f}" for s in ("unseen", "seen") for f in features}
     for key, entry in table.items():
         for metric in ("R@1", "mAP@R", "mAP"):
             assert 0 <= entry[metric]["mean"] <= 1
