@@ -173,3 +173,40 @@ def test_the_embed_parser_offers_what_the_library_takes():
     assert cli.FOLDER_FORMATS == any_folder.GALLERY_FORMATS
     assert cli.LABEL_MODES == any_folder.LABEL_MODES
     assert cli.GALLERY_FEATURES == embed.GALLERY_FEATURES
+
+
+def test_a_class_filter_on_an_unlabelled_index_is_a_one_line_error(tiny_run, unlabelled,
+                                                                   tmp_path, capsys):
+    embed_run(tiny_run, unlabelled, tmp_path / "emb", inference=BATCH_4, progress=False)
+    build_index(tmp_path / "emb", tmp_path / "index")
+    assert main(["search", str(tmp_path / "index"), "--text", "red", "--class", "Heron"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: the index has no class 'Heron' (its items are unlabelled)"
+
+
+def test_search_names_a_wrong_query_file_and_notes_a_picture_given_as_audio(
+        tiny_index, tiny_builtin, tmp_path, capsys):
+    text = next((tiny_builtin / "text" / "test").rglob("*.txt"))
+    assert main(["search", str(tiny_index), "--image", str(text)]) == 2
+    assert f"error: {text}: cannot decode image" in capsys.readouterr().err
+    picture = next((tiny_builtin / "image" / "test").rglob("*.png"))
+    assert main(["search", str(tiny_index), "--audio", str(picture), "-k", "1"]) == 0
+    assert f"note: {picture} is a picture: read as a ready-made spectrogram" in \
+        capsys.readouterr().err
+
+
+def test_evaluate_takes_a_test_split_with_fewer_modalities_and_partial_classes(
+        tiny_run, tiny_builtin, tmp_path):
+    """Real collections: an image + text test split for a tri-modal run, one species with photos
+    only (its text queries find no match: AP 0, as the protocol scores them)."""
+    root = tmp_path / "data"
+    for modality in ("image", "text"):
+        shutil.copytree(tiny_builtin / modality / "test", root / modality / "test")
+    only_photos = sorted((root / "text" / "test").iterdir())[0]
+    shutil.rmtree(only_photos)
+    result = evaluate_run(tiny_run, root, resamples=0, inference=BATCH_4)
+    assert set(result.per_query) == {"i2t", "t2i", "i2all", "t2all"}
+    assert result.counts == {"image": 8, "text": 6}
+    lonely = result.class_names.index(only_photos.name)
+    image_labels = result.query_labels["image"]
+    assert (result.per_query["i2t"]["mAP"][image_labels == lonely] == 0).all()

@@ -132,3 +132,21 @@ def test_create_model_refuses_a_state_dict_of_another_model():
     same = create_model(cfg, 3, ["image"]).state_dict()
     rebuilt = create_model(cfg, 3, ["image"], state_dict=same)
     assert all(torch.equal(v, rebuilt.state_dict()[k]) for k, v in same.items())
+
+
+def test_an_existing_run_is_refused_before_any_weights_are_read(tiny_builtin, tmp_path,
+                                                                 tiny_overrides, capsys,
+                                                                 monkeypatch):
+    import dcinet.train.loop
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("method: dcinet\n")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the model (and its pretrained weights) was built first")
+
+    monkeypatch.setattr(dcinet.train.loop, "create_model", must_not_run)
+    assert _train(tiny_builtin, run, tiny_overrides) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already holds a run; pass --resume" in err

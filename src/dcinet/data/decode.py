@@ -83,7 +83,7 @@ class SampleDecoder:
                 source = read_text(source)
             return encode_text(source, self.text_len)
         if modality == "image":
-            return load_image(source, self.img_size, self.resize)
+            return load_image(source, self.img_size, self.resize, name)
         if modality == "audio":
             return load_audio_window(source, self.img_size, self.sample_rate, self.n_fft,
                                      self.hop_length, self.windowing, view_key,

@@ -64,9 +64,10 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return normalize(torch.from_numpy(array).permute(2, 0, 1).contiguous())
 
 
-def load_image(src: ImageSource, img_size: int, resize: int) -> torch.Tensor:
+def load_image(src: ImageSource, img_size: int, resize: int, name: str | None = None) -> torch.Tensor:
     """Decode, resize to ``resize x resize`` (bilinear), center crop ``img_size x img_size``.
 
+    ``name`` labels bytes in messages (default: the path, or ``<image bytes>``).
     ``resize == img_size`` resizes straight to the model size without cropping (used for
     ready-made spectrogram pictures, where a crop would cut time or frequency).
 
@@ -75,7 +76,7 @@ def load_image(src: ImageSource, img_size: int, resize: int) -> torch.Tensor:
     """
     if resize < img_size:
         raise ValueError(f"resize ({resize}) must be >= img_size ({img_size})")
-    img = open_image(src).resize((resize, resize), Image.BILINEAR)
+    img = open_image(src, name).resize((resize, resize), Image.BILINEAR)
     offset = int(round((resize - img_size) / 2.0))
     img = img.crop((offset, offset, offset + img_size, offset + img_size))
     return to_tensor(img)

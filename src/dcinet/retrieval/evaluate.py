@@ -40,6 +40,8 @@ def split_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None
     :func:`dataset_root`; ``train`` and ``val`` as the run divided them
     (:func:`~dcinet.data.splits.hold_out_validation`).
 
+    The test split may hold any subset of the run's modalities, and classes missing from some
+    modality (their queries find no match there: AP 0, as the protocol scores them).
     The dataset's classes may differ from the run's (retrieval of classes the run never saw, as
     deep-metric-learning papers evaluate CUB's class-disjoint split) when ``feature`` is not
     ``softmax``: probabilities over the training classes cannot tell unseen classes apart.
@@ -49,7 +51,10 @@ def split_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None
             (or, for ``train`` and ``val``, its validation items differ), or a file is bad.
     """
     root = dataset_root(trained, data_root)
-    cfg = replace(trained.cfg, format=fmt or trained.cfg.format, modalities=trained.modalities)
+    # the test split may hold any subset of the run's modalities; train and val are compared
+    # with the run's records, made over all of them
+    wanted = None if split == "test" else trained.modalities
+    cfg = replace(trained.cfg, format=fmt or trained.cfg.format, modalities=wanted)
     collection, validation = hold_out_validation(read_configured(root, cfg), cfg)
     if split != "test" and validation != trained.info.get("validation"):
         raise DcinetError(f"the validation items of {root} differ from those the run recorded "
@@ -64,6 +69,9 @@ def split_samples(trained: TrainedModel, data_root: Path | None, fmt: str | None
         raise DcinetError(f"{root} has no '{split}' samples for {', '.join(trained.modalities)}")
     subset = type(collection)(collection.classes, samples, collection.root, collection.format)
     report = check_collection(subset, trained.cfg)
+    # a class missing from a modality only leaves its queries without matches there (AP 0, as
+    # the protocol scores them): the test split need not have every class in every modality
+    report.problems = [p for p in report.problems if p.kind != "single_modality_class"]
     if not report.ok:
         raise DcinetError(f"{split} data has problems:\n{report.format_report()}")
     return samples

@@ -162,8 +162,9 @@ class Searcher:
             raise DcinetError(f"target modality must be one of {', '.join(self.targets)} or "
                               f"{TARGET_ALL}, got {target!r}")
         if class_name is not None and class_name not in self.classes:
-            raise DcinetError(f"the index has no class {class_name!r} (it has "
-                              f"{len(self.classes)}, e.g. {self.classes[0]!r})")
+            has = (f"it has {len(self.classes)}, e.g. {self.classes[0]!r}" if self.classes else
+                   "its items are unlabelled")
+            raise DcinetError(f"the index has no class {class_name!r} ({has})")
 
     def search_vector(self, vector: np.ndarray, k: int = 10, target: str = TARGET_ALL,
                       nprobe: int | None = None, class_name: str | None = None) -> list[Hit]:

@@ -4,8 +4,8 @@ A preset's ``batch_per_modality`` (b) assumes enough classes: the class-aware sa
 ``b / samples_per_class`` classes per step from those present in every training modality, and
 CMSI mixes the maps of a batch in pairs, so ``b x modalities`` must be even. On a dataset of a
 few species (5 classes, 3 modalities) both would refuse to train. :func:`fit_batch` lowers b to
-what the data allows and says so in one line each; only a dataset that cannot give a single
-batch is refused.
+what the data allows (or, when no class has items in every modality, takes the random sampler)
+and says so in one line each; only a dataset that cannot give a single batch is refused.
 """
 
 from __future__ import annotations
@@ -29,24 +29,24 @@ def fit_batch(cfg: Config, collection: Collection, modalities: list[str]) -> tup
     line for each change made.
 
     * class-aware sampler: at most one step's worth of the classes present in every modality,
-      i.e. ``b = min(b, C x samples_per_class)``;
+      i.e. ``b = min(b, C x samples_per_class)``; with no such class (``C = 0``), the random
+      sampler;
     * CMSI (``method: dcinet`` with ``cmsi`` in ``interaction``): ``b x modalities`` even, by one
       class (class-aware) or one item (random) fewer, or ``b = 2`` from ``b = 1``.
 
     Raises:
-        DcinetError: the class-aware sampler finds no class in every modality, or CMSI cannot
-            get an even batch of one class (``samples_per_class`` odd, one class, odd modality
-            count).
+        DcinetError: CMSI cannot get an even batch of one class (``samples_per_class`` odd, one
+            class, odd modality count).
     """
     b, k, m = cfg.batch_per_modality, cfg.samples_per_class, len(modalities)
     notes = []
     if cfg.sampler == "class_aware":
         classes = shared_classes(collection, modalities)
         if classes == 0:
-            raise DcinetError(f"the class-aware sampler needs classes with training items in every "
-                              f"modality ({', '.join(modalities)}), and no class has them; "
-                              f"use sampler=random")
-        if classes < b // k:
+            notes.append(f"no class has training items in every modality ({', '.join(modalities)}), "
+                         f"which the class-aware sampler draws from, so sampler is random")
+            cfg = replace(cfg, sampler="random")
+        elif classes < b // k:
             notes.append(f"only {classes} classes have training items in every modality, so "
                          f"batch_per_modality is lowered from {b} to {classes * k} "
                          f"({classes} classes x samples_per_class {k})")

@@ -167,13 +167,13 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
     modalities = train_modalities(collection, cfg)
     cfg, notes = fit_batch(cfg, collection, modalities)
     b = per_rank_batch(cfg, len(modalities), dist.world_size)
+    if not resume and (run_dir / CONFIG_FILE).exists():  # before any weights are read
+        raise DcinetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     restoring = resume and (run_dir / POINTER).exists()  # the checkpoint holds every weight
     model = create_model(replace(cfg, pretrained=None) if restoring else cfg,
                          collection.num_classes, modalities)
     if resume:
         check_resume(run_dir, cfg, collection, validation)
-    elif (run_dir / CONFIG_FILE).exists():
-        raise DcinetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     loader, skipped = build_train_loader(collection, replace(cfg, batch_per_modality=b),
                                          rank=dist.rank, world_size=dist.world_size,
                                          skip_bad=cfg.skip_bad, cache_dir=cache_dir,

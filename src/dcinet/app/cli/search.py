@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from dcinet.app.cli.options import add_device
@@ -29,10 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dcinet.data.audio import is_picture
     from dcinet.retrieval.search import Searcher
 
     modality = "image" if args.image else "audio" if args.audio else "text"
     query = args.image or args.audio or args.text
+    if args.audio and is_picture(args.audio):
+        print(f"note: {args.audio} is a picture: read as a ready-made spectrogram", file=sys.stderr)
     searcher = Searcher(args.index, args.run, args.device)
     hits = searcher.search(query, modality, args.k, args.modality, class_name=args.class_name)
     if args.json:
