@@ -158,6 +158,9 @@ class Config:
         if self.method == "probe" and self.pretrained is None:
             raise DcinetError("config key 'method' is probe, whose image and audio encoder is the "
                               "backbone with pretrained weights: set pretrained (e.g. efficientnet_lite0)")
+        if self.method == "probe" and self.batch_per_modality < 2:
+            raise DcinetError("config key 'batch_per_modality' is 1, but method probe's heads "
+                              "standardise each batch's features: use 2 or more")
         if self.method == "probe" and self.compile:
             raise DcinetError("config key 'compile' compiles the CCRN's two halves; method probe "
                               "has no CCRN (its encoders are frozen): set compile=false")

@@ -40,7 +40,7 @@ def _batch(b: int = 6):
 def test_only_the_heads_learn_and_the_encoder_stays_in_eval_mode():
     probe = Probe(K, ["audio", "image"], _net(), None, SIDE)
     assert probe.modalities == ["image", "audio"]
-    assert probe.heads["image"].in_features == 512  # resnet10t's pooled width
+    assert probe.heads["image"][1].in_features == 512  # resnet10t's pooled width
     before = {k: v.clone() for k, v in probe.encoder.state_dict().items()}
     probe.train()
     assert not probe.encoder.training and probe.heads.training
@@ -53,15 +53,21 @@ def test_only_the_heads_learn_and_the_encoder_stays_in_eval_mode():
     assert {id(p) for p in probe.new_layers()} == {id(p) for p in probe.heads.parameters()}
     after = probe.encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # batch-norm statistics too
+    standardise = probe.heads["image"][0]  # the head's own statistics do follow the batches
+    assert standardise.num_batches_tracked == 1 and not standardise.affine
 
 
 def test_encode_is_the_head_on_the_frozen_features():
     probe = Probe(K, ["image", "audio"], _net(), None, SIDE).eval()
     x = _batch()[0]["audio"]
+    probe.heads["audio"][0].running_mean.fill_(0.5)
+    probe.heads["audio"][0].running_var.fill_(4.0)
     with torch.no_grad():
         features = probe.encoder.forward_head(probe.encoder.forward_features(x), pre_logits=True)
         logits = probe.encode(x, "audio", feature="logits")
-        assert torch.allclose(logits, probe.heads["audio"](features), atol=1e-6)
+        linear = probe.heads["audio"][1]
+        expected = linear((features - 0.5) / (4.0 + 1e-5) ** 0.5)  # test time: one affine map
+        assert torch.allclose(logits, expected, atol=1e-5)
         assert torch.allclose(probe.encode(x, "audio"), logits.softmax(1))
     with pytest.raises(DcinetError, match="no shared embedding"):
         probe.encode(x, "audio", feature="embedding")
@@ -78,6 +84,9 @@ def test_probe_config_needs_pretrained_weights_and_a_class_space_feature():
         load_config("cpu-tiny", ["method=probe"])
     with pytest.raises(DcinetError, match="use softmax or logits"):
         load_config("cpu-tiny", ["method=probe", "pretrained=w.pt", "eval_feature=embedding"])
+    with pytest.raises(DcinetError, match="standardise each batch"):
+        load_config("cpu-tiny", ["method=probe", "pretrained=w.pt", "batch_per_modality=1",
+                                 "samples_per_class=1"])
     with pytest.raises(DcinetError, match="no CCRN"):
         load_config("cpu-tiny", ["method=probe", "pretrained=w.pt", "compile=true"])
 
