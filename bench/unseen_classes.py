@@ -97,22 +97,16 @@ def write_splits(data: Path, out: Path, train_flag: int) -> tuple[Path, Path, di
 
 
 def image_features(trained, root: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Every feature of :data:`FEATURES` of the test photos of ``root`` (``(N, D)`` each) and
-    their ``(N,)`` labels; the mixes from the embedding and logits of one pass each."""
+    """The candidate features (:func:`~dcinet.retrieval.mixed.candidate_features`) of the test
+    photos of ``root`` (``(N, D)`` each) and their ``(N,)`` labels."""
     from dcinet.retrieval.embed import gallery_samples
     from dcinet.retrieval.features import extract_features
+    from dcinet.retrieval.mixed import candidate_features
 
     samples = gallery_samples(trained, root, split="test").samples
     embedding = extract_features(trained, samples, "embedding")["image"]
     logits = extract_features(trained, samples, "logits")["image"].features
-    softmax = np.exp(logits - logits.max(1, keepdims=True))
-    softmax /= softmax.sum(1, keepdims=True)  # one view per photo: encode_views' softmax exactly
-    unit = {name: f / np.linalg.norm(f, axis=1, keepdims=True)
-            for name, f in (("softmax", softmax), ("embedding", embedding.features))}
-    out = {"embedding": embedding.features, "logits": logits, "softmax": softmax}
-    for weight in MIX_WEIGHTS:  # cosine = (cos_softmax + w^2 cos_embedding) / (1 + w^2)
-        out[f"softmax+{weight}emb"] = np.concatenate([unit["softmax"], weight * unit["embedding"]], 1)
-    return out, embedding.labels
+    return candidate_features(embedding.features, logits, MIX_WEIGHTS), embedding.labels
 
 
 def frozen_model(cfg, num_classes: int):
