@@ -45,7 +45,7 @@ def test_variant_grids_try_each_setting_beside_the_plain_network_and_the_paper()
     assert [n for n, _ in grid_entries("baselines", pretrained)] == [
         "efficientnet_lite0", "efficientnet_lite0+CMSI+CMCI", "efficientnet_lite0+CMSI+CMCI cmsi_pairs=cross",
         "probe"]
-    assert grid_entries("baselines", pretrained)[-1][1] == {"method": "probe"}
+    assert grid_entries("baselines", pretrained)[-1][1] == {"method": "probe", "new_layer_lr_mult": 1.0}
     for _, overrides in variants:
         replace(cfg, **overrides).validate()
     # the DCINet row is the components grid's, so the two grids share its runs
