@@ -125,6 +125,7 @@ BAD_VALUES: dict[str, list[object]] = {
     "switch_prob": [1.5, "1"],
     "label_smoothing": [-0.1, 1.0],
     "cmsi_box": ["box", "Beta", None],
+    "cmsi_pairs": ["random", "Cross", None],
     "cmci_mode": ["both", "", 1],
     "w_modal": [-1.0],
     "w_dual": [-0.5],
