@@ -117,7 +117,7 @@ class Probe(nn.Module):
             raise DcinetError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
         if feature == "embedding":
             raise DcinetError("method probe has no shared embedding: its modalities meet only in "
-                              "the class space (use feature softmax or logits)")
+                              "the class space (use the feature logits, or softmax)")
         features = self.features(x, modality)  # checks the modality first
         logits = self.heads[modality](features)
         return logits.softmax(dim=1) if feature == "softmax" else logits
