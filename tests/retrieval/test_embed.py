@@ -20,16 +20,16 @@ BATCH_4 = Inference(batch_size=4)
 
 def test_embeddings_equal_the_features_evaluate_ranks(tiny_run, tiny_builtin, tiny_embeddings,
                                                       tmp_path):
-    evaluate_run(tiny_run, tiny_builtin, feature="embedding", save_features_dir=tmp_path / "eval",
+    evaluate_run(tiny_run, tiny_builtin, feature="logits", save_features_dir=tmp_path / "eval",
                  inference=BATCH_4)
     manifest = read_manifest(tiny_embeddings)
-    assert manifest["feature"] == "embedding" and manifest["split"] == "test"
+    assert manifest["feature"] == "logits" and manifest["split"] == "test"
     assert set(manifest["modalities"]) == {"image", "audio", "text"}
     for modality in manifest["modalities"]:
         vectors, metadata = load_embeddings(tiny_embeddings, modality)
         expected = np.load(tmp_path / "eval" / f"{modality}_features.npy")
         assert vectors.dtype == np.float32 and vectors.shape == expected.shape
-        assert vectors.shape[0] == 8 and vectors.shape[1] > 4  # the pooled width, not 4 classes
+        assert vectors.shape == (8, 4)  # logits of the 4 classes
         np.testing.assert_array_equal(vectors, expected)  # bit-identical, chunked at 4 rows
         labels = np.load(tmp_path / "eval" / f"{modality}_labels.npy")
         assert [m["label"] for m in metadata] == labels.tolist()
@@ -84,7 +84,7 @@ def test_interrupted_embedding_resumes_where_it_stopped(tiny_run, tiny_builtin, 
 def test_resume_refuses_other_settings_and_foreign_folders(tiny_run, tiny_builtin, tiny_embeddings,
                                                            tmp_path):
     with pytest.raises(DcinetError, match="feature"):
-        embed_run(tiny_run, tiny_builtin, tiny_embeddings, "test", feature="logits", chunk_size=4,
+        embed_run(tiny_run, tiny_builtin, tiny_embeddings, "test", feature="embedding", chunk_size=4,
                   inference=BATCH_4, progress=False)
     foreign = tmp_path / "foreign"
     foreign.mkdir()

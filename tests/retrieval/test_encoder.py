@@ -77,9 +77,9 @@ def test_a_searcher_shares_the_loaded_model(model, tiny_index, tiny_embeddings, 
     vector = model.encode_image(metadata[4]["path"])[0]
     hits = searcher.search_vector(vector, k=3, target="image")
     assert hits[0].path == metadata[4]["path"] and hits[0].score == pytest.approx(1, abs=1e-5)
-    logits = dcinet.load(tiny_run, feature="logits")
-    with pytest.raises(DcinetError, match="gives logits vectors but .* holds embedding vectors"):
-        dcinet.Searcher(tiny_index, model=logits)
+    other = dcinet.load(tiny_run, feature="embedding")
+    with pytest.raises(DcinetError, match="gives embedding vectors but .* holds logits vectors"):
+        dcinet.Searcher(tiny_index, model=other)
 
 
 @pytest.mark.parametrize("call, message", [

@@ -85,8 +85,8 @@ def test_index_of_embeddings_matches_brute_force_per_modality(tiny_embeddings, b
 
 def test_index_files_are_memory_mapped_and_record_their_run(tiny_index):
     info = json.loads((tiny_index / "index.json").read_text())
-    assert info["feature"] == "embedding" and len(info["weights_sha256"]) == 64
-    assert info["run_dir"].endswith("run") and info["dim"] == 512  # resnet10t pooled width
+    assert info["feature"] == "logits" and len(info["weights_sha256"]) == 64
+    assert info["run_dir"].endswith("run") and info["dim"] == 4  # logits of the 4 classes
     mapped = faiss.read_index(str(tiny_index / "image.faiss"), faiss.IO_FLAG_MMAP)
     assert mapped.ntotal == 8
 

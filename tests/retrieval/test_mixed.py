@@ -57,3 +57,22 @@ def test_the_search_feature_bench_runs(tmp_path: Path):
     assert set(table) == {"embedding", "logits", "softmax",
                           *(f"softmax+{w}emb" for w in bench.MIX_WEIGHTS)}
     assert all(0 <= v[0] <= 1 for row in table.values() for v in row.values())
+
+
+def test_encode_views_mixes_the_view_averaged_softmax_and_embedding():
+    """``softmax+embedding`` of items with several views (a long recording's windows) is the mix
+    of the two features ``encode_views`` gives alone: one pass, the same averaging."""
+    import torch
+
+    from dcinet.config import load_config
+    from dcinet.models.factory import create_model
+    from dcinet.retrieval.features import encode_views
+    from dcinet.retrieval.mixed import MIX_WEIGHT
+
+    cfg = load_config("cpu-tiny", ["img_size=32", "resize=36", "layer=3", "text_len=48"])
+    model = create_model(cfg, 4, ["image", "audio"]).eval()
+    views = [torch.randn(1, 3, 32, 32), torch.randn(3, 3, 32, 32), torch.randn(2, 3, 32, 32)]
+    both = encode_views(model, views, "audio", "softmax+embedding")
+    alone = [encode_views(model, views, "audio", f).numpy() for f in ("softmax", "embedding")]
+    np.testing.assert_allclose(both.numpy(), mixed(*alone, MIX_WEIGHT), atol=1e-6)
+    assert both.shape == (3, 4 + alone[1].shape[1])

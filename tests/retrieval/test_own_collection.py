@@ -56,7 +56,7 @@ def test_an_unlabelled_folder_is_embedded_indexed_and_searched(tiny_run, unlabel
     emb = tmp_path / "emb"
     manifest = embed_run(tiny_run, unlabelled, emb, inference=BATCH_4, progress=False)
     assert manifest["format"] == "files" and manifest["classes"] == []
-    assert manifest["feature"] == "embedding"
+    assert manifest["feature"] == "logits"
     assert {m: v["count"] for m, v in manifest["modalities"].items()} == {"image": 6, "audio": 3}
     _, metadata = load_embeddings(emb, "audio")
     assert [Path(m["path"]).name for m in metadata] == ["rec0", "rec1", "rec2"]
@@ -97,10 +97,10 @@ def test_a_new_species_is_appended_to_a_labelled_index_and_filtered_by_name(
     assert (None, "rec0") in {(h.class_name, Path(h.path).name) for h in found}
 
 
-def test_a_logits_gallery_cannot_join_an_embedding_index(tiny_run, tiny_index, new_species,
+def test_an_embedding_gallery_cannot_join_a_logits_index(tiny_run, tiny_index, new_species,
                                                          tmp_path, capsys):
     emb = tmp_path / "emb"
-    embed_run(tiny_run, new_species, emb, feature="logits", inference=BATCH_4, progress=False)
+    embed_run(tiny_run, new_species, emb, feature="embedding", inference=BATCH_4, progress=False)
     index = tmp_path / "index"
     shutil.copytree(tiny_index, index)
     before = (index / "index.json").read_text()

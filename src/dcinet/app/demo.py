@@ -73,6 +73,7 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, seed: in
                               workers=usable_cores())
         from dcinet.models.factory import load_trained
         from dcinet.retrieval.directions import evaluate_directions
+        from dcinet.retrieval.embed import GALLERY_FEATURE
         from dcinet.retrieval.evaluate import split_samples
         from dcinet.retrieval.features import extract_features
         from dcinet.train.loop import train_or_resume
@@ -84,12 +85,14 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, seed: in
     train_or_resume(cfg, data, run_dir)
     _say("[3/4] evaluating on the test split (CCRN only, softmax features, cosine, whole-gallery mAP)")
     trained = load_trained(run_dir)
-    features = extract_features(trained, split_samples(trained, data, None), progress=True)
+    samples = split_samples(trained, data, None)
+    features = extract_features(trained, samples, progress=True)
     result = evaluate_directions({m: f.features for m, f in features.items()},
                                  {m: f.labels for m, f in features.items()})
     result.to_json(out / "results.json")
     _say(result.to_markdown())
-    _say("[4/4] example queries (top 5 over the test items of every modality)")
-    _say(example_queries(features))
+    _say(f"[4/4] example queries (top 5 over the test items of every modality, by the "
+         f"{GALLERY_FEATURE} that dcinet embed / search use: softmax scores saturate)")
+    _say(example_queries(extract_features(trained, samples, GALLERY_FEATURE)))
     _say(f"done in {time.perf_counter() - started:.0f}s; run: {run_dir}, results: {out / 'results.json'}")
     return result.to_dict()

@@ -92,6 +92,12 @@ class SharedCCRNModel(nn.Module):
         logits = self.ccrn.forward_head(maps)
         return logits.softmax(dim=1) if feature == "softmax" else logits
 
+    def encode_pair(self, x: torch.Tensor, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pooled embedding ``(B, D)`` and the logits ``(B, K)`` of one CCRN pass (what the
+        gallery feature ``softmax+embedding`` mixes); as :meth:`encode` otherwise."""
+        maps = self.ccrn.forward_features(self.to_image(x, modality))
+        return self.ccrn.forward_head(maps, pre_logits=True), self.ccrn.forward_head(maps)
+
     def concat_batch(self, inputs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]
                      ) -> tuple[list[str], torch.Tensor, torch.Tensor, list[int]]:
         """One training batch as a single CCRN input, modalities in canonical order.

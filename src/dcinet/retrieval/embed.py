@@ -14,9 +14,11 @@ ranks), computed chunk by chunk so that a large collection survives an interrupt
 
 The folder may be any folder (:func:`gallery_samples`): a dataset in any layout, with any subset
 of the modalities and classes the run never saw, or loose files without labels. The default
-feature is :data:`GALLERY_FEATURE`, the pooled embedding: it ranks classes the run never saw, and
-it never saturates into runs of equal scores as softmax probabilities do (``evaluate`` keeps the
-paper's softmax for its tables).
+feature is :data:`GALLERY_FEATURE`, chosen by measurement (``bench/unseen_classes.py``,
+``bench/search_feature.py``; docs/search.md): the logits never saturate into runs of equal scores
+as softmax probabilities do, and of the candidates they lose least to the best one on each of
+cross-modal search of trained classes, image search of trained classes and image search of
+classes the run never saw. ``evaluate`` keeps the paper's softmax for its tables.
 * ``chunks/<modality>-<start>.npy`` — finished chunks while running; removed when complete.
 
 A second call with the same run, data, split and feature continues where the first stopped.
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcinet.config import MIXED_FEATURE
 from dcinet.data.any_folder import ALL_SPLITS, AnyFolder, read_any
 from dcinet.data.check import check_items
 from dcinet.data.problems import format_problems
@@ -46,12 +49,14 @@ from dcinet.retrieval.features import Inference, extract_features
 
 MANIFEST = "embed.json"
 CHUNK_DIR = "chunks"
-GALLERY_FEATURE = "embedding"
-"""The feature ``embed`` (and so ``index``, ``search``, ``serve``) uses unless told otherwise
-(``bench/unseen_classes.py`` measured it against ``logits`` and ``softmax``)."""
-GALLERY_FEATURES = ("embedding", "logits")
-"""The features a gallery may hold: ``softmax`` saturates (many items score 1.0 against a
-confident query) and cannot tell apart classes the run never saw, so it is ``evaluate``'s only."""
+GALLERY_FEATURE = "logits"
+"""The feature ``embed`` (and so ``index``, ``search``, ``serve`` and ``dcinet.load``) uses
+unless told otherwise (see the module)."""
+GALLERY_FEATURES = ("logits", "embedding", MIXED_FEATURE)
+"""The features a gallery may hold. ``embedding`` ranks classes the run never saw best;
+``softmax+embedding`` ranks the trained classes best, its ties broken by the embedding. Plain
+``softmax`` saturates (many items score 1.0 against a confident query), so it is ``evaluate``'s
+only."""
 
 
 def file_sha256(path: Path) -> str:
@@ -208,7 +213,7 @@ def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_
     if feature not in GALLERY_FEATURES:
         raise DcinetError(f"feature {feature!r} cannot index a gallery: softmax probabilities "
                           f"saturate into equal scores and cannot rank classes the run never "
-                          f"saw; choose {' or '.join(GALLERY_FEATURES)} (dcinet evaluate keeps "
+                          f"saw; choose {', '.join(GALLERY_FEATURES)} (dcinet evaluate keeps "
                           f"the paper's softmax)" if feature == "softmax" else
                           f"feature must be one of {', '.join(GALLERY_FEATURES)}, got {feature!r}")
     classes = list(trained.classes if classes is None else classes)

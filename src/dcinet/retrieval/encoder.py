@@ -45,8 +45,8 @@ def load(run: str | Path, device: str | torch.device = "cpu", checkpoint: str = 
     Args:
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         checkpoint: of a run directory, ``last``, ``best`` or a weights file.
-        feature: ``embedding`` (default: the pooled pre-logits, as ``embed`` writes) or
-            ``logits``.
+        feature: one of :data:`~dcinet.retrieval.embed.GALLERY_FEATURES` (default: ``embed``'s,
+            :data:`~dcinet.retrieval.embed.GALLERY_FEATURE`).
         batch_size: inputs (or audio windows) per forward pass.
     Raises:
         DcinetError: no such run, weights that do not fit, a bad feature or batch size.
@@ -62,7 +62,7 @@ class Encoder:
 
     Attributes:
         trained: the loaded run (model in eval mode, config, classes, modalities).
-        feature: what the vectors are: ``embedding`` or ``logits``.
+        feature: what the vectors are (one of :data:`~dcinet.retrieval.embed.GALLERY_FEATURES`).
         classes: the run's class names; modalities: the modalities it was trained on.
         device: where the model runs.
     """

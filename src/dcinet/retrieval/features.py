@@ -21,13 +21,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from dcinet.config import FEATURES
+from dcinet.config import MIXED_FEATURE as MIXED
+from dcinet.config import RETRIEVAL_FEATURES
 from dcinet.data.dataset import SampleDataset
 from dcinet.data.decode import SampleDecoder
 from dcinet.data.records import Sample
 from dcinet.distributed import DistInfo, all_gather
 from dcinet.errors import DcinetError
 from dcinet.models.factory import TrainedModel
+from dcinet.retrieval.mixed import MIX_WEIGHT, mixed
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,9 @@ def _is_channels_last(model: torch.nn.Module) -> bool:
 
 
 def _check_feature(feature: str) -> None:
-    if feature not in FEATURES:
-        raise DcinetError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
+    if feature not in RETRIEVAL_FEATURES:
+        raise DcinetError(f"feature must be one of {', '.join(RETRIEVAL_FEATURES)}, got "
+                          f"{feature!r}")
 
 
 @torch.no_grad()
@@ -166,13 +169,15 @@ def encode_views(model, views: list[torch.Tensor], modality: str, feature: str,
                  inference: Inference | None = None) -> torch.Tensor:
     """The features of items given by their views: logits (or embeddings) averaged over each
     item's views, then softmax for the ``softmax`` feature — FGCrossNet's video protocol, used
-    for every modality (one view: exactly ``model.encode``'s feature).
+    for every modality (one view: exactly ``model.encode``'s feature). ``softmax+embedding``
+    averages both over the views and mixes them (:func:`~dcinet.retrieval.mixed.mixed`).
 
     Args:
         model: in eval mode, on ``inference.device``.
         views: one tensor per item, ``(V_i, ...)`` as
             :meth:`~dcinet.data.decode.SampleDecoder.decode_views` returns (``V_i >= 1``).
-        modality, feature: as for ``model.encode``.
+        modality: as for ``model.encode``.
+        feature: one of :data:`~dcinet.config.RETRIEVAL_FEATURES`.
         inference: device, AMP; the views go through the model ``batch_size`` at a time, so a
             long recording's many windows never make one huge batch.
 
@@ -194,13 +199,25 @@ def _encode_stacked(model, stacked: torch.Tensor, counts: list[int], modality: s
     moves its ``batch_size`` views in one non-blocking copy, in the model's memory format; the
     means and the softmax are taken on the device and copied back once."""
     inner = "embedding" if feature == "embedding" else "logits"
+    if feature == MIXED and not hasattr(model, "encode_pair"):
+        raise DcinetError(f"feature {MIXED} needs a shared embedding, which method "
+                          f"{type(model).__name__.lower()} has not; choose softmax or logits")
     memory_format = torch.channels_last if _is_channels_last(model) else torch.contiguous_format
-    encoded = []
+    encoded, embedded = [], []
     for a in range(0, stacked.shape[0], inference.batch_size):
         x = stacked[a:a + inference.batch_size].to(inference.device, non_blocking=True)
         if x.dim() == 4:  # a no-op when the workers collated it so
             x = x.contiguous(memory_format=memory_format)
         with inference.autocast():
-            encoded.append(model.encode(x, modality, feature=inner).float())
+            if feature == MIXED:
+                embedding, logits = model.encode_pair(x, modality)
+                embedded.append(embedding.float())
+                encoded.append(logits.float())
+            else:
+                encoded.append(model.encode(x, modality, feature=inner).float())
     means = torch.stack([part.mean(0) for part in torch.cat(encoded).split(counts)])
+    if feature == MIXED:
+        pooled = torch.stack([part.mean(0) for part in torch.cat(embedded).split(counts)])
+        return torch.from_numpy(mixed(means.softmax(dim=1).cpu().numpy(), pooled.cpu().numpy(),
+                                      MIX_WEIGHT))
     return (means.softmax(dim=1) if feature == "softmax" else means).cpu()

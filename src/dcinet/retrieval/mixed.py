@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+MIX_WEIGHT = 0.1
+"""``w`` of the feature ``softmax+embedding`` (:data:`dcinet.config.MIXED_FEATURE`): the embedding's cosine counts ``w^2 = 1 %`` beside the softmax's, which
+orders the softmax's ties (``bench/unseen_classes.py``, ``bench/search_feature.py``)."""
+
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows of a float ``(N, D)`` array scaled to unit L2 norm (zero rows stay zero), float32."""

@@ -12,7 +12,7 @@ from dcinet.data.records import MODALITIES, SPLITS
 # (not imported: the parser loads no torch)
 FOLDER_FORMATS = ("folder", "fgxmedia", "cub", "files")
 LABEL_MODES = ("none", "folder")
-GALLERY_FEATURES = ("embedding", "logits")
+GALLERY_FEATURES = ("logits", "embedding", "softmax+embedding")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_checkpoint(p)
     p.add_argument("--out", type=Path, required=True, metavar="EMB_DIR")
     p.add_argument("--feature", choices=GALLERY_FEATURES,
-                   help="embedding (default: the pooled pre-logits, which rank classes the run "
-                        "never saw) or logits")
+                   help="logits (default: the best compromise measured), embedding (best for "
+                        "classes the run never saw) or softmax+embedding (best for the classes "
+                        "it was trained on; ties broken by the embedding)")
     add_inference(p)
     p.add_argument("--chunk-size", type=int, default=1024,
                    help="rows per resumable chunk (rounded up to a multiple of the batch size)")

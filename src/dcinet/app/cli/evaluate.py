@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from dcinet.app.cli.options import add_bootstrap, add_checkpoint, add_inference, inference_from_args
-from dcinet.config import FEATURES, FORMATS
+from dcinet.config import FORMATS, RETRIEVAL_FEATURES
 from dcinet.data.records import SPLITS
 
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=SPLITS,
                    help="default test; train and val as the run divided them (val: the items "
                         "it validated on)")
-    p.add_argument("--feature", choices=FEATURES,
+    p.add_argument("--feature", choices=RETRIEVAL_FEATURES,
                    help="retrieval feature (default: the run's eval_feature, softmax, the paper's); "
                         "embedding (or logits) for a dataset of classes the run never saw")
     p.add_argument("--json", type=Path, help="write the results as JSON")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from dcinet.app.cli.options import add_bootstrap, add_inference, inference_from_args
-from dcinet.config import FEATURES, FORMATS
+from dcinet.config import FORMATS, RETRIEVAL_FEATURES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="report folder (index.html inside)")
     p.add_argument("--data", type=Path, help="dataset root (default: the one the run was trained on)")
     p.add_argument("--format", choices=FORMATS)
-    p.add_argument("--feature", choices=FEATURES,
+    p.add_argument("--feature", choices=RETRIEVAL_FEATURES,
                    help="retrieval feature (default: the run's eval_feature, softmax)")
     p.add_argument("--features", type=Path, metavar="DIR",
                    help="report on the features of dcinet evaluate --save-features DIR instead "
