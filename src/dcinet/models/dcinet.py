@@ -114,7 +114,9 @@ class DCINet(SharedCCRNModel):
         fired = {}
         if self.cmsi is not None:
             maps, targets, perm, lam, partner = self.cmsi(maps, y, ids_cpu)
-            on_device = perm.to(y.device)  # CMSI's CPU draws: no device -> host copy
+            # CMSI drew perm on the host: one pinned, non-blocking copy, so the host never waits
+            on_device = perm if y.device.type == "cpu" else \
+                perm.pin_memory().to(y.device, non_blocking=True)
             y, ids = y[on_device], ids[on_device]
             ids_cpu, box_ids = ids_cpu[perm], ids_cpu[partner]
             changed = torch.full(ids_cpu.shape, lam < 1.0)
