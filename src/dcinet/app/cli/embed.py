@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "<file>, or fgxmedia / cub) with any modalities and any classes, including "
                     "classes the run never saw, or a flat or nested folder of loose image, audio "
                     "and .txt files (their modality from the extension, else the content).")
-    p.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT",
+                   help="a run directory of dcinet train, or one of its weights files")
     p.add_argument("--data", type=Path,
                    help="the folder to embed (default: the dataset the run was trained on)")
     p.add_argument("--format", choices=FOLDER_FORMATS,

@@ -14,7 +14,8 @@ from dcinet.data.records import SPLITS
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="retrieval mAP (and mAP@R, R@K, P@K, per-class AP) of a "
                                         "trained run on the test split")
-    p.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("run", type=Path, metavar="RUN_DIR_OR_CHECKPOINT",
+                   help="a run directory of dcinet train, or one of its weights files")
     p.add_argument("--data", type=Path, help="dataset root (default: the one the run was trained on)")
     p.add_argument("--format", choices=FORMATS)
     add_checkpoint(p)
