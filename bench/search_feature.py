@@ -16,11 +16,13 @@ Run: ``python bench/search_feature.py OUT [--seeds 3] [--json F] [--md F]``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
+
+from bench_concurrent import cpu_model
+from unseen_classes import emit
 
 from dcinet.app.cli import configure_threads
 
@@ -82,13 +84,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"seed {seed}: {minutes[-1]:.1f} min; average bimodal mAP: " + ", ".join(
             f"{n} {r['mAP'][-1]:.3f}" for n, r in table.items()), flush=True)
     summary = {"table": table, "seeds": args.seeds, "train_minutes": minutes,
-               "overrides": args.overrides, "cpu": _cpu_name()}
-    text = markdown(summary)
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=1) + "\n")
-    if args.md:
-        args.md.write_text(text + "\n")
+               "overrides": args.overrides, "cpu": cpu_model()}
+    emit(summary, markdown(summary), args.json, args.md)
     return 0
 
 
@@ -101,13 +98,6 @@ def markdown(summary: dict) -> str:
                  for v in (row[m] for m in METRICS)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench_concurrent import cpu_model
+
 from dcinet.app.cli import configure_threads
 
 configure_threads(os.environ)  # as the dcinet command does, before torch loads its OpenMP runtime
@@ -168,14 +170,18 @@ def run(args: argparse.Namespace) -> int:
               f"{figures['unseen/frozen'][0]['R@1']['value']:.3f}", flush=True)
     summary = summarise(rows, figures, args)
     summary.update(counts=counts, config=args.config, overrides=args.overrides,
-                   train_minutes=minutes, cpu=_cpu_name(), threads=os.environ.get("OMP_NUM_THREADS"))
-    text = markdown(summary)
-    print(text)
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=1) + "\n")
-    if args.md:
-        args.md.write_text(text + "\n")
+                   train_minutes=minutes, cpu=cpu_model(), threads=os.environ.get("OMP_NUM_THREADS"))
+    emit(summary, markdown(summary), args.json, args.md)
     return 0
+
+
+def emit(summary: dict, text: str, json_path: Path | None, md_path: Path | None) -> None:
+    """Print the tables; write every figure to ``json_path`` and the tables to ``md_path``."""
+    print(text)
+    if json_path:
+        json_path.write_text(json.dumps(summary, indent=1) + "\n")
+    if md_path:
+        md_path.write_text(text + "\n")
 
 
 def summarise(rows: dict, figures: dict, args: argparse.Namespace) -> dict:
@@ -217,16 +223,6 @@ def markdown(summary: dict) -> str:
             lines.append(f"| {key.split('/')[1]} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

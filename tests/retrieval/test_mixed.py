@@ -44,6 +44,7 @@ def test_candidate_features():
 
 def test_the_search_feature_bench_runs(tmp_path: Path):
     path = Path(__file__).resolve().parents[2] / "bench" / "search_feature.py"
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))  # as python bench/x.py
     spec = importlib.util.spec_from_file_location("dcinet_bench_search_feature", path)
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench

@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "unseen_classes.py"
 
 
 def _load():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))  # as python bench/x.py
     spec = importlib.util.spec_from_file_location("dcinet_bench_unseen_classes", BENCH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from dcinet.config import FEATURES
-from dcinet.data.records import MODALITIES
 from dcinet.errors import DcinetError
 from dcinet.losses import modality_cross_entropy
 from dcinet.models.dcinet import LOSS_NAMES
 from dcinet.models.minilm import MINILM_DIM, MiniLM
+from dcinet.models.shared import canonical_modalities
 
 
 def linear_head(width: int, num_classes: int) -> nn.Sequential:
@@ -60,11 +60,7 @@ class Probe(nn.Module):
     def __init__(self, num_classes: int, modalities: list[str], net: nn.Module | None,
                  text_encoder: MiniLM | None, img_size: int, ce_label_smoothing: float = 0.0):
         super().__init__()
-        unknown = [m for m in modalities if m not in MODALITIES]
-        if unknown or not modalities:
-            raise DcinetError(f"modalities must be a non-empty subset of {', '.join(MODALITIES)}, "
-                              f"got {modalities}")
-        self.modalities = [m for m in MODALITIES if m in modalities]
+        self.modalities = canonical_modalities(modalities)
         self.num_classes = num_classes
         self.ce_label_smoothing = ce_label_smoothing
         pictures = [m for m in self.modalities if m != "text"]

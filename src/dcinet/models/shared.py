@@ -22,6 +22,16 @@ def modality_ids(sizes: list[int], device: torch.device) -> torch.Tensor:
                       for k, size in enumerate(sizes)])
 
 
+def canonical_modalities(modalities: list[str]) -> list[str]:
+    """``modalities`` in canonical order; :class:`DcinetError` unless a non-empty subset of
+    :data:`~dcinet.data.records.MODALITIES`."""
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown or not modalities:
+        raise DcinetError(f"modalities must be a non-empty subset of {', '.join(MODALITIES)}, "
+                          f"got {modalities}")
+    return [m for m in MODALITIES if m in modalities]
+
+
 class SharedCCRNModel(nn.Module):
     """A CCRN shared by all modalities, plus a :class:`TextToImage` module when text is served.
 
@@ -39,11 +49,7 @@ class SharedCCRNModel(nn.Module):
                  vocab_size: int, text_len: int, img_size: int, text_channels: int,
                  text_embedding: str, net: nn.Module | None = None):
         super().__init__()
-        unknown = [m for m in modalities if m not in MODALITIES]
-        if unknown or not modalities:
-            raise DcinetError(f"modalities must be a non-empty subset of {', '.join(MODALITIES)}, "
-                              f"got {modalities}")
-        self.modalities = [m for m in MODALITIES if m in modalities]
+        self.modalities = canonical_modalities(modalities)
         self.num_classes = num_classes
         self.ccrn = CCRN(backbone, num_classes, layer, img_size, net)
         self.text = (TextToImage(vocab_size, text_len, img_size, text_channels, text_embedding)
