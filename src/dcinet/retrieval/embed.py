@@ -1,4 +1,4 @@
-"""``embed``: a trained run's test-time features of a dataset split, written in resumable chunks.
+"""``embed``: a trained run's test-time features of any folder, written in resumable chunks.
 
 The features are :func:`~dcinet.retrieval.features.extract_features`'s (the ones ``evaluate``
 ranks), computed chunk by chunk so that a large collection survives an interruption. Layout of
@@ -10,7 +10,10 @@ ranks), computed chunk by chunk so that a large collection survives an interrupt
 * ``<modality>.npy`` — float32 ``(N, D)``; row ``i`` belongs to line ``i`` of
 * ``<modality>.jsonl`` — one object per row: ``row, modality, label, class_name, path, text,
   source`` (``label`` / ``class_name``: null for an unlabelled item; ``text``: the whole text of
-  a text item, else null).
+  a text item, else null);
+* ``chunks/<modality>-<start>.npy`` — finished chunks while running; removed when complete.
+
+A second call with the same run, data, split and feature continues where the first stopped.
 
 The folder may be any folder (:func:`gallery_samples`): a dataset in any layout, with any subset
 of the modalities and classes the run never saw, or loose files without labels. The default
@@ -19,9 +22,6 @@ feature is :data:`GALLERY_FEATURE`, chosen by measurement (``bench/unseen_classe
 as softmax probabilities do, and of the candidates they lose least to the best one on each of
 cross-modal search of trained classes, image search of trained classes and image search of
 classes the run never saw. ``evaluate`` keeps the paper's softmax for its tables.
-* ``chunks/<modality>-<start>.npy`` — finished chunks while running; removed when complete.
-
-A second call with the same run, data, split and feature continues where the first stopped.
 """
 
 from __future__ import annotations
@@ -329,6 +329,8 @@ def embed_run(run: Path, data_root: Path | None, out: Path, split: str = ALL_SPL
     then :func:`embed_samples`. What was left out at the caller's request is printed (stderr).
     Returns the manifest."""
     from dcinet.models.factory import load_trained
+    from dcinet.retrieval.evaluate import dataset_root
+
     inference = inference or Inference()
     trained = load_trained(Path(run), inference.device, checkpoint)
     found = gallery_samples(trained, data_root, fmt, split, modalities, labels, skip_unknown,
@@ -336,6 +338,5 @@ def embed_run(run: Path, data_root: Path | None, out: Path, split: str = ALL_SPL
     if progress and inference.dist.is_main:
         for note in found.notes:
             print(note, file=sys.stderr)
-    root = Path(data_root) if data_root is not None else Path(trained.info["data_root"])
-    return embed_samples(trained, found.samples, out, root, split, feature, chunk_size,
+    return embed_samples(trained, found.samples, out, dataset_root(trained, data_root), split, feature, chunk_size,
                          inference, progress, found.classes, found.format)

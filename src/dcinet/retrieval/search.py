@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcinet.data.decode import SampleDecoder
 from dcinet.data.records import UNLABELLED
 from dcinet.errors import DcinetError
 from dcinet.retrieval.embed import file_sha256
@@ -106,7 +105,7 @@ class Searcher:
         if file_sha256(self.trained.weights) != info["weights_sha256"]:
             raise DcinetError(f"{self.trained.weights} is not the model that embedded "
                               f"{index_dir} (weights differ); pass the run it was built from")
-        self.decoder = SampleDecoder(self.trained.cfg)
+        self.decoder = model.decoder
 
     @property
     def query_modalities(self) -> list[str]:
