@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from dcinet.data.kinds import file_modality, kind_by_content, kind_by_suffix
+from dcinet.data.kinds import content_type, file_modality, kind_by_content, kind_by_suffix
 
 
 def _image(fmt: str) -> bytes:
@@ -43,6 +43,17 @@ def test_kind_by_suffix(name, modality):
 ])
 def test_kind_by_content_of_real_encodings(data, modality):
     assert kind_by_content(data[:16]) == modality
+
+
+@pytest.mark.parametrize("data, media_type", [
+    (_image("JPEG"), "image/jpeg"), (_image("PNG"), "image/png"), (_image("GIF"), "image/gif"),
+    (_image("BMP"), "image/bmp"), (_image("WEBP"), "image/webp"), (_image("TIFF"), "image/tiff"),
+    (_audio("WAV"), "audio/wav"), (_audio("FLAC"), "audio/flac"),
+    (_audio("OGG", "VORBIS"), "audio/ogg"), (b"\xff\xfb\x90\x00" + bytes(12), "audio/mpeg"),
+    (b"a plain text file", None),
+])
+def test_content_type_of_real_encodings(data, media_type):
+    assert content_type(data[:16]) == media_type
 
 
 def test_file_modality_prefers_the_extension_then_sniffs(tmp_path: Path):

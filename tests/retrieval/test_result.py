@@ -78,6 +78,9 @@ def test_no_bootstrap_no_intervals():
     plain = evaluate_directions(*_data(), resamples=0)
     assert plain.intervals == {} and plain.per_class_intervals == {}
     assert plain.to_dict()["bootstrap"] is None and "[" not in plain.to_markdown()
+    # the same number format with or without the bootstrap: .475, not 0.475
+    cell = plain.cell("i2t", "mAP")
+    assert cell == short(plain.directions["i2t"]) and not cell.startswith("0.")
 
 
 def test_reports_carry_every_metric_and_interval(result, tmp_path):

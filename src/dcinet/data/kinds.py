@@ -16,16 +16,16 @@ AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".m
 TEXT_SUFFIXES: tuple[str, ...] = (".txt",)
 
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\xff\xd8\xff", "image"),          # JPEG
-    (0, b"\x89PNG\r\n\x1a\n", "image"),     # PNG
-    (0, b"GIF87a", "image"), (0, b"GIF89a", "image"),
-    (0, b"BM", "image"),                    # BMP
-    (0, b"II*\x00", "image"), (0, b"MM\x00*", "image"),  # TIFF
-    (8, b"WEBP", "image"),                  # RIFF....WEBP
-    (8, b"WAVE", "audio"),                  # RIFF....WAVE
-    (0, b"fLaC", "audio"),
-    (0, b"OggS", "audio"),
-    (0, b"ID3", "audio"),                   # MP3 with an ID3v2 tag
+    (0, b"\xff\xd8\xff", "image/jpeg"),
+    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (0, b"GIF87a", "image/gif"), (0, b"GIF89a", "image/gif"),
+    (0, b"BM", "image/bmp"),
+    (0, b"II*\x00", "image/tiff"), (0, b"MM\x00*", "image/tiff"),
+    (8, b"WEBP", "image/webp"),             # RIFF....WEBP
+    (8, b"WAVE", "audio/wav"),              # RIFF....WAVE
+    (0, b"fLaC", "audio/flac"),
+    (0, b"OggS", "audio/ogg"),
+    (0, b"ID3", "audio/mpeg"),              # MP3 with an ID3v2 tag
 )
 
 
@@ -39,14 +39,21 @@ def kind_by_suffix(path: Path | str) -> str | None:
     return None
 
 
-def kind_by_content(head: bytes) -> str | None:
-    """``image`` or ``audio`` from a file's first bytes (at least 12 of them), else None."""
-    for offset, magic, modality in _SIGNATURES:
+def content_type(head: bytes) -> str | None:
+    """The media type (``image/jpeg``, ``audio/wav``, ...) of a file from its first bytes (at
+    least 12 of them), else None."""
+    for offset, magic, media_type in _SIGNATURES:
         if head[offset:offset + len(magic)] == magic:
-            return modality
+            return media_type
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
-        return "audio"  # an MPEG audio frame header without a tag (layer bits not 00)
+        return "audio/mpeg"  # an MPEG audio frame header without a tag (layer bits not 00)
     return None
+
+
+def kind_by_content(head: bytes) -> str | None:
+    """``image`` or ``audio`` from a file's first bytes (:func:`content_type`), else None."""
+    media_type = content_type(head)
+    return media_type.split("/")[0] if media_type else None
 
 
 def file_modality(path: Path) -> str | None:

@@ -246,7 +246,7 @@ class RetrievalResult:
         interval when there is one (``.242 [.231, .253]``)."""
         value = {**self.metrics, **self.averages}[key][metric]
         if key not in self.intervals:
-            return f"{value:.3f}"
+            return short(value)
         lo, hi = self.intervals[key][metric]
         return f"{short(value)} [{short(lo)}, {short(hi)}]"
 
@@ -254,7 +254,7 @@ class RetrievalResult:
         names = list(self.per_query)
         classes = sorted(self.per_class[names[0]],
                          key=lambda c: np.mean([self.per_class[d].get(c, 0.0) for d in names]))
-        rows = [[c, *(f"{self.per_class[d][c]:.3f}" if c in self.per_class[d] else ""
+        rows = [[c, *(short(self.per_class[d][c]) if c in self.per_class[d] else ""
                       for d in names)] for c in classes]
         return ("AP per class (mean AP of the class's queries; worst first)", ["Class", *names],
                 rows)

@@ -143,6 +143,21 @@ def test_media_and_thumbnails_only_for_indexed_items(server_url, tiny_embeddings
         assert status == 404 and "error" in json.loads(body)
 
 
+def test_media_type_of_a_file_without_extension_comes_from_its_bytes(searcher, tiny_embeddings,
+                                                                     tmp_path, monkeypatch):
+    from dcinet.app.serve.app import SearchApp
+
+    audio = Path(load_embeddings(tiny_embeddings, "audio")[1][0]["path"])
+    loose = tmp_path / "recording"  # a loose file named without an extension
+    loose.write_bytes(audio.read_bytes())
+    app = SearchApp(searcher)
+    monkeypatch.setattr(app, "gallery_path", lambda modality, row: loose)
+    body, ctype = app.media("media", "audio", "0")
+    assert body == audio.read_bytes() and ctype == "audio/wav"
+    loose.write_bytes(b"neither image nor audio")
+    assert app.media("media", "audio", "0")[1] == "application/octet-stream"
+
+
 @pytest.fixture(scope="module")
 def milvus_server_url(tiny_milvus_index):
     """A server over the Milvus Lite twin of ``tiny_index``."""

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from dcinet.app.serve.forms import RequestError, SearchRequest, parse_search
 from dcinet.app.serve.media import audio_thumbnail, image_thumbnail
+from dcinet.data.kinds import content_type
 from dcinet.data.problems import DecodeError
 from dcinet.errors import DcinetError
 from dcinet.retrieval.search import Hit, Searcher
@@ -164,7 +165,9 @@ class SearchApp:
         try:
             if kind == "thumb":
                 return self.thumbnail(modality, path), "image/png"
-            return path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            data = path.read_bytes()
+            return data, (mimetypes.guess_type(path.name)[0] or content_type(data[:16])
+                          or "application/octet-stream")
         except (OSError, DcinetError):
             raise RequestError(404, f"the {modality} file of item {row} is not available") from None
 
