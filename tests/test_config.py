@@ -260,3 +260,15 @@ def test_holding_items_out_needs_validation():
     with pytest.raises(DcinetError, match="'val_every' is 0"):
         dataclasses.replace(Config(), val_fraction=0.2, val_every=0).validate()
     assert dataclasses.replace(Config(), val_fraction=0.2, val_every=3).validate().val_every == 3
+
+
+def test_probe_preset_is_cpu_pretrained_with_the_grids_probe_row():
+    """``--config probe`` trains exactly the ``probe`` row of ``ablate --grid baselines
+    --config cpu-pretrained``, so a table's row and the preset never drift apart."""
+    from dataclasses import replace
+
+    from dcinet.app.ablate import PROBE_ROW
+
+    name, overrides = PROBE_ROW
+    assert name == "probe"
+    assert load_config("probe") == replace(load_config("cpu-pretrained"), **overrides).validate()
