@@ -113,9 +113,9 @@ class Prepared:
     loader: DataLoader
     skipped: list
     dropped: dict
+    cfg: Config  # the config fitted to the data (train.batch_fit), what runs
     validation: dict | None = None  # run.json's record of the validation items
     val_samples: list[Sample] = field(default_factory=list)  # checked; [] = no validation
-    cfg: Config | None = None  # the config fitted to the data (train.batch_fit), what runs
     notes: list[str] = field(default_factory=list)  # what fitting it changed, one line each
 
 
@@ -183,7 +183,7 @@ def prepare(cfg: Config, data_root: Path, run_dir: Path, resume: bool, dist: Dis
     if validation is not None and cfg.val_every > 0:
         val_samples, val_skipped = checked_val_samples(collection, modalities, cfg.skip_bad)
     return Prepared(collection, modalities, model, loader, reader_problems + skipped + val_skipped,
-                    dropped, validation, val_samples, cfg, notes)
+                    dropped, cfg, validation, val_samples, notes)
 
 
 def start_run(cfg: Config, run: Prepared, run_dir: Path, resume: bool, dist: DistInfo,
