@@ -12,6 +12,7 @@ from dcinet.errors import DcinetError
 from dcinet.retrieval.directions import bimodal_directions, direction_name, evaluate_directions
 from dcinet.retrieval.metrics import average_precision_without_self
 from dcinet.retrieval.naive import average_precision_naive
+from dcinet.retrieval.result import load_per_query, short
 
 
 def _data(modalities, n=24, dim=6, classes=4, seed=0):
@@ -124,8 +125,8 @@ def test_unimodal_reports(tmp_path):
     result = evaluate_directions({"image": feats}, {"image": labels}, resamples=0)
     md = result.to_markdown(model="cub")
     assert "**Unimodal retrieval (mAP, query removed from its gallery)**" in md
-    assert "| Models | i2i |" in md and "| cub | 0.417 |" in md
-    assert "| Models | i2all | Average |" in md and "| cub | 0.792 | 0.792 |" in md
+    assert "| Models | i2i |" in md and "| cub | .417 |" in md
+    assert "| Models | i2all | Average |" in md and "| cub | .792 | .792 |" in md
     assert md.index("i2i") < md.index("i2all")
     data = json.loads(result.to_json(tmp_path / "r.json").read_text())
     assert data["unimodal"] == ["i2i"] and data["directions"]["i2i"] == result.directions["i2i"]
@@ -144,8 +145,8 @@ def test_markdown_json_and_csv(tmp_path):
     assert "| Models | i2t | i2a | t2i | t2a | a2i | a2t | Average |" in md
     assert "| Models | i2all | t2all | a2all | Average |" in md
     row = next(line for line in md.splitlines() if line.startswith("| DCINet") and "i2t" not in line)
-    assert row.split(" | ")[1] == f"{result.directions['i2t']:.3f}"
-    assert row.rstrip(" |").split(" | ")[-1] == f"{result.average_bimodal:.3f}"
+    assert row.split(" | ")[1] == short(result.directions["i2t"])
+    assert row.rstrip(" |").split(" | ")[-1] == short(result.average_bimodal)
     assert "Test items: image 24, text 25, audio 26." in md
 
     data = json.loads(result.to_json(tmp_path / "out" / "r.json").read_text())
@@ -175,3 +176,32 @@ def test_markdown_json_and_csv(tmp_path):
 def test_user_errors(feats, labels, message):
     with pytest.raises(DcinetError, match=message):
         evaluate_directions(feats, labels)
+
+
+def test_queries_without_a_match_are_counted_and_said(tmp_path):
+    """A class missing from a gallery modality: its queries score 0 (the protocol's rule), and the
+    result counts them per direction and says so under the tables; a class of one item has no
+    match in X2X (query removed) but always matches itself in X2all."""
+    rng = np.random.default_rng(0)
+    labels = {"image": np.array([0, 0, 1, 2, 2]), "text": np.array([0, 1, 1])}
+    feats = {m: rng.normal(size=(len(y), 4)) for m, y in labels.items()}
+    result = evaluate_directions(feats, labels, resamples=0)
+    assert result.unmatched == {"i2t": 2}  # the two images of class 2
+    assert (result.per_query["i2t"]["mAP"][3:] == 0).all()
+    md = result.to_markdown()
+    assert "Queries whose class has no item in the gallery score 0 and count in the means: " \
+           "i2t 2 of 5." in md
+    assert result.to_dict()["unmatched"] == {"i2t": 2}
+    again = load_per_query(result.save_per_query(tmp_path / "q.npz"))
+    assert again.unmatched == {"i2t": 2} and again.to_markdown() == md
+
+    alone = evaluate_directions({"text": feats["text"]}, {"text": labels["text"]}, resamples=0)
+    assert alone.unmatched == {"t2t": 1}  # class 0 has one text: nothing else to find
+    assert "t2t 1 of 3." in alone.notes() and "t2all" not in alone.unmatched
+
+    none = evaluate_directions({"image": feats["image"][3:], "text": feats["text"]},
+                               {"image": labels["image"][3:], "text": labels["text"]}, resamples=0)
+    assert none.unmatched == {"i2t": 2, "t2i": 3}  # no class in both modalities
+    assert "i2t 2 of 2 (none can match), t2i 3 of 3 (none can match)." in none.notes()
+    assert "no item" not in evaluate_directions(*_data(["image", "text"], seed=1),
+                                                resamples=0).notes()

@@ -94,6 +94,7 @@ def evaluate_directions(features: dict[str, np.ndarray], labels: dict[str, np.nd
         bimodal=bimodal, multimodal=multimodal, counts={m: len(labels[m]) for m in present},
         queries={n: len(stats[n].ap) for n in order}, galleries={n: galleries[n] for n in order},
         unimodal=unimodal, class_names=class_names, resamples=resamples, seed=seed,
+        unmatched={n: int(k) for n in order if (k := (stats[n].n_relevant == 0).sum())},
     )
 
 

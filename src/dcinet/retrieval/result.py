@@ -51,6 +51,8 @@ class RetrievalResult:
         query_of: direction -> its query modality; query_labels: modality -> (N,) class ids.
         bimodal, multimodal, unimodal: the direction names of each kind.
         counts: test items per modality; queries / galleries: each direction's sizes.
+        unmatched: direction -> its queries without any item of their class in the gallery
+            (they score 0 on every metric, as the protocol counts them); 0s left out.
         class_names: ``class_names[label]`` names a class (None: the label itself).
         resamples, seed, level: the bootstrap (``resamples == 0``: no intervals).
     """
@@ -65,6 +67,7 @@ class RetrievalResult:
     galleries: dict[str, int] = field(default_factory=dict)
     unimodal: list[str] = field(default_factory=list)
     class_names: list[str] | None = None
+    unmatched: dict[str, int] = field(default_factory=dict)
     resamples: int = RESAMPLES
     seed: int = 0
     level: float = LEVEL
@@ -181,6 +184,7 @@ class RetrievalResult:
             "counts": dict(self.counts),
             "queries": dict(self.queries),
             "galleries": dict(self.galleries),
+            "unmatched": dict(self.unmatched),
             "bootstrap": ({"resamples": self.resamples, "seed": self.seed, "level": self.level,
                            "unit": "the queries of each modality, drawn with replacement; "
                                    "directions with the same query modality share the draws"}
@@ -228,6 +232,12 @@ class RetrievalResult:
         if self.multimodal:
             notes.append("X2all galleries hold the query itself, usually its first result: "
                          "R@K and P@K count it, as the mAP does.")
+        if self.unmatched:
+            which = ", ".join(f"{d} {n} of {self.queries[d]}" + (" (none can match)"
+                                                                  if n == self.queries[d] else "")
+                              for d, n in self.unmatched.items())
+            notes.append(f"Queries whose class has no item in the gallery score 0 and count in "
+                         f"the means: {which}.")
         if self.resamples:
             notes.append(f"[low, high]: {self.level:.0%} percentile bootstrap interval over the "
                          f"queries ({self.resamples} resamples, seed {self.seed}).")
@@ -293,7 +303,7 @@ class RetrievalResult:
         meta = {"query_of": self.query_of, "bimodal": self.bimodal,
                 "multimodal": self.multimodal, "unimodal": self.unimodal, "counts": self.counts,
                 "queries": self.queries, "galleries": self.galleries,
-                "class_names": self.class_names, "resamples": self.resamples, "seed": self.seed,
+                "unmatched": self.unmatched, "class_names": self.class_names, "resamples": self.resamples, "seed": self.seed,
                 "level": self.level, "directions": list(self.per_query),
                 "metric_names": self.metric_names}
         arrays = {f"{d}/{m}": v for d, values in self.per_query.items() for m, v in values.items()}
@@ -321,7 +331,7 @@ def load_per_query(path: str | Path) -> RetrievalResult:
         per_query=per_query, query_of=meta["query_of"], query_labels=labels,
         bimodal=meta["bimodal"], multimodal=meta["multimodal"], counts=meta["counts"],
         queries=meta["queries"], galleries=meta["galleries"], unimodal=meta["unimodal"],
-        class_names=meta["class_names"], resamples=meta["resamples"], seed=meta["seed"],
+        class_names=meta["class_names"], unmatched=meta.get("unmatched", {}), resamples=meta["resamples"], seed=meta["seed"],
         level=meta["level"])
 
 
