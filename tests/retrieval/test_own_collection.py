@@ -210,3 +210,5 @@ def test_evaluate_takes_a_test_split_with_fewer_modalities_and_partial_classes(
     lonely = result.class_names.index(only_photos.name)
     image_labels = result.query_labels["image"]
     assert (result.per_query["i2t"]["mAP"][image_labels == lonely] == 0).all()
+    assert result.unmatched == {"i2t": int((image_labels == lonely).sum())}
+    assert f"i2t {result.unmatched['i2t']} of 8." in result.notes()
