@@ -114,7 +114,8 @@ def _weights_file(tmp_path: Path) -> Path:
 
 
 @needs_minilm
-def test_probe_trains_and_evaluates_through_the_commands(tiny_builtin, tmp_path, tiny_overrides):
+def test_probe_trains_and_evaluates_through_the_commands(tiny_builtin, tmp_path, tiny_overrides,
+                                                          capsys):
     weights = _weights_file(tmp_path)
     run = tmp_path / "run"
     sets = [*tiny_overrides, "method=probe", f"pretrained={weights}", "ema_decay=0.9"]
@@ -132,3 +133,23 @@ def test_probe_trains_and_evaluates_through_the_commands(tiny_builtin, tmp_path,
     assert isinstance(first, Probe)
     frozen = torch.load(weights, weights_only=True)
     assert torch.equal(first.encoder.conv1[0].weight, frozen["conv1.0.weight"])
+
+    # no shared embedding: refused before any work by evaluate, embed and dcinet.load, in one line
+    capsys.readouterr()
+    for feature in ("embedding", "softmax+embedding"):
+        out = tmp_path / f"emb-{feature}"
+        assert main(["embed", str(run), "--data", str(tiny_builtin), "--out", str(out),
+                     "--feature", feature, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == ("error: method probe has no embedding: its modalities meet only in the "
+                       "class space; use the feature logits") and not out.exists()
+    assert main(["evaluate", str(run), "--data", str(tiny_builtin), "--device", "cpu",
+                 "--feature", "embedding"]) == 2
+    assert "method probe has no embedding" in capsys.readouterr().err
+    import dcinet
+
+    with pytest.raises(DcinetError, match="method probe has no embedding"):
+        dcinet.load(run, feature="embedding")
+    model = dcinet.load(run)  # the gallery default, logits, works
+    assert model.encode_text(["a small bird"]).shape == (1, 4)
+

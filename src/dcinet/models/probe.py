@@ -45,6 +45,9 @@ def linear_head(width: int, num_classes: int) -> nn.Sequential:
 class Probe(nn.Module):
     """Frozen encoders and trained linear heads, with DCINet's ``forward`` / ``encode`` interface.
 
+    ``offered_features``: what :meth:`encode` returns; no ``embedding``, since the frozen vectors
+    of different modalities live in different spaces, of different widths.
+
     Args:
         num_classes: ``K`` fine-grained classes.
         modalities: the modalities served (a subset of image, audio, text, video).
@@ -56,6 +59,8 @@ class Probe(nn.Module):
         img_size: input side in pixels (sets ``D`` through one dry forward pass).
         ce_label_smoothing: label smoothing of each ``L_m``.
     """
+
+    offered_features = ("softmax", "logits")
 
     def __init__(self, num_classes: int, modalities: list[str], net: nn.Module | None,
                  text_encoder: MiniLM | None, img_size: int, ce_label_smoothing: float = 0.0):

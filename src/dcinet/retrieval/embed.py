@@ -45,7 +45,7 @@ from dcinet.distributed import DistInfo, barrier
 from dcinet.errors import DcinetError
 from dcinet.files import atomic_save_npy, atomic_write_bytes
 from dcinet.models.factory import TrainedModel
-from dcinet.retrieval.features import Inference, extract_features
+from dcinet.retrieval.features import Inference, check_model_feature, extract_features
 
 MANIFEST = "embed.json"
 CHUNK_DIR = "chunks"
@@ -216,6 +216,7 @@ def embed_samples(trained: TrainedModel, samples: list[Sample], out: Path, data_
                           f"saw; choose {', '.join(GALLERY_FEATURES)} (dcinet evaluate keeps "
                           f"the paper's softmax)" if feature == "softmax" else
                           f"feature must be one of {', '.join(GALLERY_FEATURES)}, got {feature!r}")
+    check_model_feature(trained, feature)
     classes = list(trained.classes if classes is None else classes)
     inference = inference or Inference()
     dist = inference.dist

@@ -32,7 +32,7 @@ from dcinet.data.problems import DecodeError
 from dcinet.errors import DcinetError
 from dcinet.models.factory import TrainedModel, load_trained
 from dcinet.retrieval.embed import GALLERY_FEATURE, GALLERY_FEATURES
-from dcinet.retrieval.features import Inference, encode_views
+from dcinet.retrieval.features import Inference, check_model_feature, encode_views
 
 ImageInput = str | Path | Image.Image | torch.Tensor
 AudioInput = str | Path | tuple[np.ndarray | torch.Tensor, int]
@@ -72,6 +72,7 @@ class Encoder:
         if feature not in GALLERY_FEATURES:
             raise DcinetError(f"feature must be one of {', '.join(GALLERY_FEATURES)}, got "
                               f"{feature!r} (softmax is evaluate's, for the paper's tables)")
+        check_model_feature(trained, feature)
         self.trained, self.feature = trained, feature
         self.device = next(trained.model.parameters()).device
         self.inference = Inference(self.device, batch_size, amp=False)

@@ -16,7 +16,12 @@ from dcinet.errors import DcinetError
 from dcinet.models.factory import TrainedModel, load_trained
 from dcinet.retrieval.bootstrap import RESAMPLES, check_resamples
 from dcinet.retrieval.directions import evaluate_directions
-from dcinet.retrieval.features import Inference, ModalityFeatures, extract_features
+from dcinet.retrieval.features import (
+    Inference,
+    ModalityFeatures,
+    check_model_feature,
+    extract_features,
+)
 from dcinet.retrieval.result import RetrievalResult
 
 CLASSES_FILE = "classes.json"
@@ -134,6 +139,7 @@ def run_features(path: Path, data_root: Path | None = None, fmt: str | None = No
     inference = inference or Inference()
     trained = load_trained(path, inference.device, checkpoint)
     feature = feature or trained.cfg.eval_feature
+    check_model_feature(trained, feature)
     samples = split_samples(trained, data_root, fmt, split, feature)
     return trained, extract_features(trained, samples, feature, inference, progress=progress)
 

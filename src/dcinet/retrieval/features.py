@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from dcinet.config import FEATURES, RETRIEVAL_FEATURES
 from dcinet.config import MIXED_FEATURE as MIXED
-from dcinet.config import RETRIEVAL_FEATURES
 from dcinet.data.dataset import SampleDataset
 from dcinet.data.decode import SampleDecoder
 from dcinet.data.records import Sample
@@ -162,6 +162,19 @@ def _check_feature(feature: str) -> None:
     if feature not in RETRIEVAL_FEATURES:
         raise DcinetError(f"feature must be one of {', '.join(RETRIEVAL_FEATURES)}, got "
                           f"{feature!r}")
+
+
+def check_model_feature(trained: TrainedModel, feature: str) -> None:
+    """Refuse, before any work, a feature the run's model cannot give: ``embedding`` (and so
+    ``softmax+embedding``) of a model whose ``offered_features`` lack it (the frozen-encoder
+    ``probe``, whose modalities meet only in the class space)."""
+    _check_feature(feature)
+    offered = getattr(trained.model, "offered_features", FEATURES)
+    needs = ("logits", "embedding") if feature == MIXED else (feature,)
+    missing = [f for f in needs if f not in offered]
+    if missing:
+        raise DcinetError(f"method {trained.cfg.method} has no {missing[0]}: its modalities meet "
+                          f"only in the class space; use the feature logits")
 
 
 @torch.no_grad()
