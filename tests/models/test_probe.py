@@ -152,4 +152,3 @@ def test_probe_trains_and_evaluates_through_the_commands(tiny_builtin, tmp_path,
         dcinet.load(run, feature="embedding")
     model = dcinet.load(run)  # the gallery default, logits, works
     assert model.encode_text(["a small bird"]).shape == (1, 4)
-

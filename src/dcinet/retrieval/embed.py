@@ -339,5 +339,5 @@ def embed_run(run: Path, data_root: Path | None, out: Path, split: str = ALL_SPL
     if progress and inference.dist.is_main:
         for note in found.notes:
             print(note, file=sys.stderr)
-    return embed_samples(trained, found.samples, out, dataset_root(trained, data_root), split, feature, chunk_size,
-                         inference, progress, found.classes, found.format)
+    return embed_samples(trained, found.samples, out, dataset_root(trained, data_root), split,
+                         feature, chunk_size, inference, progress, found.classes, found.format)

@@ -303,7 +303,8 @@ class RetrievalResult:
         meta = {"query_of": self.query_of, "bimodal": self.bimodal,
                 "multimodal": self.multimodal, "unimodal": self.unimodal, "counts": self.counts,
                 "queries": self.queries, "galleries": self.galleries,
-                "unmatched": self.unmatched, "class_names": self.class_names, "resamples": self.resamples, "seed": self.seed,
+                "unmatched": self.unmatched, "class_names": self.class_names,
+                "resamples": self.resamples, "seed": self.seed,
                 "level": self.level, "directions": list(self.per_query),
                 "metric_names": self.metric_names}
         arrays = {f"{d}/{m}": v for d, values in self.per_query.items() for m, v in values.items()}
@@ -331,7 +332,8 @@ def load_per_query(path: str | Path) -> RetrievalResult:
         per_query=per_query, query_of=meta["query_of"], query_labels=labels,
         bimodal=meta["bimodal"], multimodal=meta["multimodal"], counts=meta["counts"],
         queries=meta["queries"], galleries=meta["galleries"], unimodal=meta["unimodal"],
-        class_names=meta["class_names"], unmatched=meta.get("unmatched", {}), resamples=meta["resamples"], seed=meta["seed"],
+        class_names=meta["class_names"], unmatched=meta.get("unmatched", {}),
+        resamples=meta["resamples"], seed=meta["seed"],
         level=meta["level"])
 
 
